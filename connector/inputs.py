@@ -1,0 +1,263 @@
+"""The input vocabulary: compile an action's input table to JSON Schema, then resolve inputs.
+
+Resolving is: drop empty form values, apply defaults, coerce strings from forms to their
+types (``"true"`` -> True, ``"42"`` -> 42, JSON text -> object or array, key-value lists ->
+object), then validate with jsonschema. Every bad input is reported at once, by label.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from .errors import InputError
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+TRUE = {"true", "1", "yes", "y", "on"}
+FALSE = {"false", "0", "no", "n", "off"}
+
+# vocabulary type -> JSON Schema fragment
+BASE = {
+    "string": {"type": "string"},
+    "text": {"type": "string"},
+    "password": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "object": {"type": "object"},
+    "array": {"type": "array"},
+    "json": {},
+    "key_value": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+
+def is_secret(inp: dict) -> bool:
+    return bool(inp.get("secret")) or inp.get("type") == "password"
+
+
+def data_inputs(action: dict) -> list[dict]:
+    """The inputs a caller supplies (the connection travels separately)."""
+    return [i for i in action["inputs"] if i.get("type") != "connection"]
+
+
+def property_schema(inp: dict) -> dict:
+    prop = dict(BASE[inp.get("type", "string")])
+    prop["title"] = inp["label"]
+    if inp.get("comments"):
+        prop["description"] = inp["comments"]
+    if "default" in inp:
+        prop["default"] = inp["default"]
+    if "example" in inp:
+        prop["examples"] = [inp["example"]]
+    if "choices" in inp:
+        prop["enum"] = [c["value"] if isinstance(c, dict) else c for c in inp["choices"]]
+    for ours, theirs in (("min", "minimum"), ("max", "maximum"), ("min_length", "minLength"),
+                         ("max_length", "maxLength"), ("pattern", "pattern")):
+        if ours in inp:
+            prop[theirs] = inp[ours]
+    if inp.get("schema"):
+        prop.update(inp["schema"])
+    if is_secret(inp):
+        prop["writeOnly"] = True
+        prop["x-secret"] = True
+    if inp.get("picker"):
+        prop["x-picker"] = inp["picker"]
+    return prop
+
+
+def compile_schema(action: dict) -> dict:
+    """The JSON Schema (2020-12) of one action's inputs."""
+    props, required = {}, []
+    for inp in data_inputs(action):
+        props[inp["key"]] = property_schema(inp)
+        if inp.get("required") and "default" not in inp:
+            required.append(inp["key"])
+    schema = {"$schema": DIALECT, "title": action["label"], "type": "object",
+              "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    for rule in action.get("rules", []):
+        if "exclusive" in rule:          # at most one of these inputs
+            keys = rule["exclusive"]
+            schema.setdefault("allOf", []).extend(
+                {"not": {"required": [a, b]}} for i, a in enumerate(keys) for b in keys[i + 1:])
+        if "one_of_required" in rule:    # at least one of these inputs
+            schema.setdefault("allOf", []).append({"anyOf": [{"required": [k]} for k in rule["one_of_required"]]})
+    return schema
+
+
+_VALIDATORS: dict[str, object] = {}
+
+
+def validator(action: dict):
+    """A compiled validator per action, built once per process."""
+    v = _VALIDATORS.get(action["key"])
+    if v is None:
+        from jsonschema import Draft202012Validator
+
+        v = _VALIDATORS[action["key"]] = Draft202012Validator(compile_schema(action))
+    return v
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _coerce(value, inp: dict):
+    kind = inp.get("type", "string")
+    if kind in ("string", "text", "password"):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return str(value)
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if kind == "boolean":
+            low = text.lower()
+            if low in TRUE:
+                return True
+            if low in FALSE:
+                return False
+            raise _Bad("must be true or false")
+        if kind == "integer":
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    f = float(text)
+                except ValueError:
+                    raise _Bad("must be a whole number") from None
+                if f.is_integer() and abs(f) < 2 ** 63:
+                    return int(f)
+                raise _Bad("must be a whole number") from None
+        if kind == "number":
+            try:
+                f = float(text)
+            except ValueError:
+                raise _Bad("must be a number") from None
+            if f != f or f in (float("inf"), float("-inf")):
+                raise _Bad("must be a finite number")
+            return int(f) if f.is_integer() and "." not in text and "e" not in text.lower() else f
+        if kind in ("object", "array", "json", "key_value"):
+            if kind == "key_value" and not text.startswith(("{", "[")):
+                return _key_value_lines(text)
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise _Bad(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    if kind == "key_value":
+        return _key_value(value)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _key_value_lines(text: str) -> dict:
+    out = {}
+    for line in re.split(r"[\n,]", text):
+        if not line.strip():
+            continue
+        if "=" not in line:
+            raise _Bad(f"expected key=value pairs, got {line.strip()[:40]!r}")
+        k, v = line.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _key_value(value):
+    """A key-value list from a form ([{key, value}] or ["k=v"]) or an object, as an object."""
+    if isinstance(value, dict):
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = {}
+        for item in value:
+            if isinstance(item, dict) and "key" in item:
+                v = item.get("value", "")
+                out[str(item["key"])] = v if isinstance(v, str) else json.dumps(v)
+            elif isinstance(item, str) and "=" in item:
+                k, v = item.split("=", 1)
+                out[k.strip()] = v.strip()
+            else:
+                raise _Bad("each item must be {\"key\": ..., \"value\": ...} or \"key=value\"")
+        return out
+    raise _Bad("must be an object or a list of key-value pairs")
+
+
+def resolve(action: dict, raw: dict | None) -> dict:
+    """Defaults, coercion and validation. Raises one InputError naming every bad input."""
+    raw = dict(raw or {})
+    by_key = {i["key"]: i for i in data_inputs(action)}
+    problems: list[dict] = []
+    values: dict = {}
+    for key, value in raw.items():
+        inp = by_key.get(key)
+        if inp is None:
+            problems.append({"key": key, "label": key, "reason": "is not an input of this action"})
+            continue
+        if value is None or (isinstance(value, str) and value.strip() == "" and inp.get("type") not in ("text",)):
+            continue  # an empty form field means "not given"
+        try:
+            values[key] = _coerce(value, inp)
+        except _Bad as exc:
+            problems.append({"key": key, "label": inp["label"], "reason": str(exc)})
+    for key, inp in by_key.items():
+        if key not in values and key not in {p["key"] for p in problems} and "default" in inp:
+            values[key] = inp["default"]
+    if problems:
+        # Still validate what coerced, so every bad input is named in one error.
+        problems += _schema_problems(action, values, by_key, skip={p["key"] for p in problems})
+        raise InputError(problems)
+    problems = _schema_problems(action, values, by_key)
+    if problems:
+        raise InputError(problems)
+    return values
+
+
+def _schema_problems(action, values, by_key, skip=frozenset()) -> list[dict]:
+    out, seen = [], set()
+    for err in validator(action).iter_errors(values):
+        key, reason = _describe(err, by_key)
+        if key in skip or (key, reason) in seen:
+            continue
+        if key is None and skip:
+            continue
+        seen.add((key, reason))
+        out.append({"key": key or "(inputs)", "label": by_key[key]["label"] if key in by_key else "Inputs", "reason": reason})
+    return out
+
+
+def _describe(err, by_key):
+    if err.validator == "required" and not err.absolute_path:
+        m = re.match(r"'(.+)' is a required property", err.message)
+        return (m.group(1) if m else None), "is required"
+    if err.validator == "additionalProperties" and not err.absolute_path:
+        return None, err.message
+    if err.absolute_path:
+        key = err.absolute_path[0]
+        inp = by_key.get(key, {})
+        where = "".join(f"[{p!r}]" for p in list(err.absolute_path)[1:])
+        if err.validator == "enum":
+            reason = f"must be one of {', '.join(map(str, err.validator_value))}"
+        elif err.validator == "type" and not where:
+            reason = f"must be {_article(err.validator_value)}"
+        else:
+            reason = err.message if not is_secret(inp) else f"is invalid ({err.validator})"
+            if len(reason) > 300:
+                reason = reason[:300] + "..."
+        return key, (f"{where} " if where else "") + reason
+    if err.validator == "not":                 # an exclusive rule
+        names = err.validator_value.get("required", [])
+        labels = " and ".join(by_key[n]["label"] for n in names if n in by_key)
+        return names[0] if names else None, f"cannot be combined with {labels.split(' and ')[-1]}" if labels else err.message
+    if err.validator == "anyOf":
+        names = [s["required"][0] for s in err.validator_value if s.get("required")]
+        return names[0] if names else None, "or " + ", ".join(by_key[n]["label"] for n in names[1:] if n in by_key) + " is required"
+    return None, err.message
+
+
+def _article(t) -> str:
+    names = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+             "object": "a JSON object", "array": "a JSON array"}
+    if isinstance(t, list):
+        return " or ".join(names.get(x, x) for x in t)
+    return names.get(t, t)

@@ -1,0 +1,99 @@
+"""The input vocabulary: defaults, coercion from form strings, one error naming every bad input."""
+import pytest
+
+from databricks_connector import InputError
+from databricks_connector.inputs import compile_schema, resolve
+
+ACTION = {
+    "key": "t", "label": "T",
+    "inputs": [
+        {"key": "connection", "label": "Connection", "type": "connection", "required": True},
+        {"key": "name", "label": "Name", "type": "string", "required": True},
+        {"key": "count", "label": "Count", "type": "integer", "min": 1},
+        {"key": "ratio", "label": "Ratio", "type": "number"},
+        {"key": "flag", "label": "Flag", "type": "boolean", "default": False},
+        {"key": "conf", "label": "Conf", "type": "object"},
+        {"key": "items", "label": "Items", "type": "array"},
+        {"key": "tags", "label": "Tags", "type": "key_value"},
+        {"key": "lang", "label": "Language", "type": "string", "default": "python", "choices": ["python", "sql"]},
+        {"key": "code", "label": "Code", "type": "text"},
+        {"key": "a", "label": "A", "type": "integer"},
+        {"key": "b", "label": "B", "type": "integer"},
+    ],
+    "rules": [{"exclusive": ["a", "b"]}],
+}
+
+
+def test_defaults_and_coercion_from_form_strings():
+    out = resolve(ACTION, {"name": "x", "count": "42", "ratio": "0.5", "flag": "true", "conf": '{"k": 1}',
+                           "items": "[1, 2]", "tags": '[{"key": "team", "value": "data"}]'})
+    assert out == {"name": "x", "count": 42, "ratio": 0.5, "flag": True, "conf": {"k": 1}, "items": [1, 2],
+                   "tags": {"team": "data"}, "lang": "python"}
+
+
+def test_json_values_pass_through():
+    out = resolve(ACTION, {"name": "x", "count": 3, "flag": False, "conf": {"a": "b"}, "tags": {"a": "b"}})
+    assert out["count"] == 3 and out["flag"] is False and out["conf"] == {"a": "b"} and out["tags"] == {"a": "b"}
+
+
+@pytest.mark.parametrize("text,expected", [("a=1\nb=2", {"a": "1", "b": "2"}), ('["a=1"]', {"a": "1"}),
+                                           ('{"a": "1"}', {"a": "1"})])
+def test_key_value_lists(text, expected):
+    assert resolve(ACTION, {"name": "x", "tags": text})["tags"] == expected
+
+
+def test_empty_form_fields_mean_not_given():
+    out = resolve(ACTION, {"name": "x", "count": "", "flag": "", "conf": "  "})
+    assert "count" not in out and out["flag"] is False and "conf" not in out
+
+
+def test_every_bad_input_is_named_at_once():
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"count": "many", "flag": "perhaps", "conf": "{not json", "lang": "cobol", "ratio": "0",
+                         "bogus": 1})
+    err = exc.value
+    keys = {p["key"] for p in err.problems}
+    assert keys == {"name", "count", "flag", "conf", "lang", "bogus"}
+    msg = err.message
+    for label in ("Name", "Count", "Flag", "Conf", "Language"):
+        assert label in msg
+    assert err.type == "invalid_input"
+    assert "must be one of python, sql" in msg
+    assert "is required" in msg
+    assert "not valid JSON" in msg
+
+
+def test_minimum_and_types_after_coercion():
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"name": "x", "count": "0", "conf": "[1]", "items": '{"a": 1}'})
+    keys = {p["key"] for p in exc.value.problems}
+    assert keys == {"count", "conf", "items"}
+
+
+def test_exclusive_rule():
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"name": "x", "a": "1", "b": "2"})
+    assert "cannot be combined" in exc.value.message
+
+
+def test_compiled_schema_shape():
+    schema = compile_schema(ACTION)
+    assert schema["required"] == ["name"]
+    assert schema["properties"]["lang"]["enum"] == ["python", "sql"]
+    assert schema["properties"]["count"]["minimum"] == 1
+    assert schema["additionalProperties"] is False
+
+
+def test_validators_are_compiled_once():
+    from databricks_connector import inputs
+
+    resolve(ACTION, {"name": "x"})
+    v = inputs._VALIDATORS["t"]
+    resolve(ACTION, {"name": "y"})
+    assert inputs._VALIDATORS["t"] is v
+
+
+def test_integer_accepts_whole_floats_and_refuses_fractions():
+    assert resolve(ACTION, {"name": "x", "count": "5.0"})["count"] == 5
+    with pytest.raises(InputError):
+        resolve(ACTION, {"name": "x", "count": "5.5"})
