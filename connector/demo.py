@@ -1,0 +1,74 @@
+"""``databricks-connector demo``: start a workspace emulator in this process and run a short tour
+of real actions against it over HTTP, printing each action's JSON."""
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import ConnectorError
+
+
+def _tour(emu):
+    """(title, action or picker, connection kind, inputs or a function of earlier outputs)."""
+    return [
+        ("Who am I? (personal access token)", "get_current_user", "personal_access_token", {}),
+        ("Who am I? (service principal, OAuth 2.0 client credentials)", "get_current_user", "service_principal", {}),
+        ("List node types", "list_node_types", "service_principal", {}),
+        ("Create a single-node cluster and wait until it runs", "create_cluster", "service_principal", {
+            "cluster_name": "demo-cluster", "spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2",
+            "num_workers": 0, "wait_for_state": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
+        ("Select Cluster picker", "pick:select_cluster", "service_principal", {}),
+        ("Run a Python command on it and wait for the result", "run_command", "service_principal",
+         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"],
+                      "command": "import sys\nprint('hello from', sys.implementation.name)\n6 * 7",
+                      "wait_for_result": True, "timeout_seconds": 60}),
+        ("Execute an SQL statement", "execute_sql_statement", "personal_access_token",
+         lambda out: {"warehouse_id": out["_warehouse"],
+                      "statement": "SELECT :city AS city, 42 AS answer, current_date() AS today",
+                      "parameters": [{"name": "city", "value": "Amsterdam"}]}),
+        ("Create a job", "create_job", "service_principal", {
+            "name": "demo-job", "tasks": [{"task_key": "hello", "spark_python_task": {"python_file": "/Workspace/hello.py"},
+                                           "existing_cluster_id": "demo"}]}),
+        ("Run the job now and wait for completion", "run_job_now", "service_principal",
+         lambda out: {"job_id": out["create_job"]["job_id"], "wait_for_completion": True, "timeout_seconds": 120,
+                      "poll_interval_seconds": 0.5}),
+        ("List clusters", "list_clusters", "personal_access_token", {}),
+        ("Terminate the cluster and wait", "terminate_cluster", "service_principal",
+         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "wait_for_state": True,
+                      "timeout_seconds": 60, "poll_interval_seconds": 0.5}),
+    ]
+
+
+def run_demo(fast: bool = False, out=None) -> int:
+    from .emulator import Emulator
+    from .runner import Connector
+
+    out = out or sys.stdout
+    connector = Connector()
+    known = {a["key"] for a in connector.manifest["actions"]} | {f"pick:{p['key']}" for p in connector.manifest.get("pickers", [])}
+    config = {"cluster_start_seconds": 1.0 if fast else 3.0}
+    with Emulator(port=0, **config) as emu:
+        conns = emu.connections()
+        sys.stderr.write(f"Emulated workspace at {emu.url}\n")
+        outputs: dict = {}
+        warehouses = getattr(emu.state, "warehouses", None)
+        if warehouses:
+            outputs["_warehouse"] = next(iter(warehouses))
+        failures = 0
+        for title, name, kind, inputs in _tour(emu):
+            if name not in known:
+                continue
+            try:
+                values = inputs(outputs) if callable(inputs) else inputs
+                if name.startswith("pick:"):
+                    result = connector.pick(name[5:], conns[kind], values)
+                else:
+                    result = connector.run(name, conns[kind], values)
+            except (ConnectorError, KeyError, StopIteration) as exc:
+                failures += 1
+                result = {"error": exc.to_dict() if isinstance(exc, ConnectorError) else repr(exc)}
+            outputs[name] = result
+            out.write(f"\n## {title}\n$ databricks-connector {'pick ' + name[5:] if name.startswith('pick:') else 'run ' + name}\n")
+            out.write(json.dumps(result, indent=2, default=str)[:4000] + "\n")
+            out.flush()
+    return 1 if failures else 0
