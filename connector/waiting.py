@@ -14,7 +14,7 @@ def wait_for(poll, *, what: str, timeout: float, interval: float = 2.0, max_inte
     start = time.monotonic()
     deadline = start + max(0.0, timeout)
     delay = max(0.05, interval)
-    cap = max_interval or max(delay, 10.0)
+    cap = max_interval or max(delay, 30.0)
     last_state = None
     while True:
         done, value, state = poll()

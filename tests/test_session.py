@@ -7,7 +7,7 @@ import pytest
 from databricks_connector import ConnectorError
 from databricks_connector.runner import Connector
 
-from conftest import fresh_sp
+from tests.helpers import fresh_sp
 
 ME = "/api/2.0/preview/scim/v2/Me"
 

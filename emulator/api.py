@@ -1,0 +1,254 @@
+r"""Routing primitives shared by every area module of the emulator.
+
+An area module (clusters.py, identity.py, ...) registers its handlers with the
+``route`` decorator; the server imports every module of this package (names not
+starting with ``_``) at start-up and dispatches on the collected ``ROUTES``.
+
+A handler receives a :class:`Request` and returns one of
+  * ``body``                         -> 200 with a JSON body (dict or list)
+  * ``(status, body)``
+  * ``(status, body, extra_headers)``
+where ``body`` is a dict/list (sent as JSON), ``None`` (sent as ``{}``), ``str`` or
+``bytes`` (sent as-is; set Content-Type in extra_headers). Errors are raised as
+:class:`HttpError` subclasses: :class:`ApiError` (Databricks shape),
+:class:`LegacyError` (API 1.2 shape), :class:`ScimError` (RFC 7644 shape).
+
+Adding an area: create ``emulator/<area>.py`` (no registration list to edit)::
+
+    from .api import ApiError, not_found, route
+
+    @route("GET", r"/api/2\.0/sql/warehouses/(?P<id>[^/]+)")
+    def get_warehouse(req):
+        store = req.state.area("warehouses")          # dict owned by this module
+        with req.state.lock:
+            wh = store.get(req.params["id"])
+            if wh is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {req.params['id']} does not exist.")
+            return dict(wh)                           # 200 + JSON
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
+
+__all__ = [
+    "ROUTES", "Route", "route", "Request", "HttpError", "ApiError", "LegacyError",
+    "ScimError", "not_found", "invalid_state", "invalid_parameter", "encode_page_token",
+    "decode_page_token", "parse_bool",
+]
+
+
+# --------------------------------------------------------------------------- routing
+
+@dataclass
+class Route:
+    method: str
+    pattern: Pattern[str]
+    handler: Callable[["Request"], Any]
+    auth: bool = True          # require a valid bearer token
+    parse_json: bool = True    # parse the body as JSON (400 MALFORMED_REQUEST if it is not)
+
+
+ROUTES: List[Route] = []
+
+
+def route(method: str, pattern: str, *, auth: Optional[bool] = None, parse_json: bool = True):
+    """Register ``handler`` for ``method`` and a path regex (matched with fullmatch).
+
+    ``auth`` defaults to True for paths under ``/api/`` and False otherwise.
+    Regex groups become ``req.params`` (named groups) / ``req.groups`` (all groups).
+    """
+    compiled = re.compile(pattern)
+    needs_auth = pattern.lstrip("^").startswith("/api") if auth is None else auth
+
+    def deco(fn):
+        ROUTES.append(Route(method.upper(), compiled, fn, needs_auth, parse_json))
+        return fn
+
+    return deco
+
+
+def find_route(method: str, path: str):
+    """Return (route, match) for the first matching route, or (None, path_matched_any)."""
+    path_hit = False
+    for r in ROUTES:
+        m = r.pattern.fullmatch(path)
+        if m:
+            if r.method == method:
+                return r, m
+            path_hit = True
+    return None, path_hit
+
+
+# --------------------------------------------------------------------------- errors
+
+class HttpError(Exception):
+    """An error answer with an arbitrary JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None):
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class ApiError(HttpError):
+    """Databricks error body ``{"error_code": ..., "message": ...}`` (optional ``details``)."""
+
+    def __init__(self, status: int, error_code: Any, message: str,
+                 headers: Optional[Dict[str, str]] = None, details: Optional[list] = None):
+        body = {"error_code": error_code, "message": message}
+        if details:
+            body["details"] = details
+        super().__init__(status, body, headers)
+        self.error_code = error_code
+        self.message = message
+
+
+class LegacyError(HttpError):
+    """API 1.2 error body ``{"error": "..."}``."""
+
+    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None):
+        super().__init__(status, {"error": message}, headers)
+        self.message = message
+
+
+class ScimError(HttpError):
+    """SCIM (RFC 7644) error body."""
+
+    def __init__(self, status: int, detail: str, scim_type: Optional[str] = None,
+                 headers: Optional[Dict[str, str]] = None):
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "detail": detail, "status": str(status)}
+        if scim_type:
+            body["scimType"] = scim_type
+        super().__init__(status, body, headers)
+
+
+def invalid_parameter(message: str) -> ApiError:
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def invalid_state(message: str) -> ApiError:
+    return ApiError(400, "INVALID_STATE", message)
+
+
+def not_found(config, message: str) -> ApiError:
+    """Not-found in the style chosen by ``config.not_found_style``.
+
+    "legacy400" (default): 400 INVALID_PARAMETER_VALUE (what clusters/jobs/runs get really do);
+    "404": 404 RESOURCE_DOES_NOT_EXIST.
+    """
+    if getattr(config, "not_found_style", "legacy400") == "404":
+        return ApiError(404, "RESOURCE_DOES_NOT_EXIST", message)
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+# --------------------------------------------------------------------------- helpers
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def parse_bool(value: Any, name: str = "value") -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise invalid_parameter(f"Invalid boolean value for {name}: {value!r}")
+
+
+def encode_page_token(offset: int, kind: str = "p") -> str:
+    raw = json.dumps({"k": kind, "o": int(offset)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, kind: str = "p") -> int:
+    try:
+        pad = "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(token + pad))
+        if data.get("k") != kind:
+            raise ValueError
+        off = int(data["o"])
+        if off < 0:
+            raise ValueError
+        return off
+    except Exception:
+        raise invalid_parameter(f"Invalid page token: {token}") from None
+
+
+# --------------------------------------------------------------------------- request
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: Dict[str, List[str]]
+    headers: Dict[str, str]
+    raw: bytes
+    json: Any = None
+    params: Dict[str, str] = field(default_factory=dict)
+    groups: Tuple[str, ...] = ()
+    principal: Any = None      # identity.Principal of the caller (None on unauthenticated routes)
+    state: Any = None          # state.WorkspaceState
+    base_url: str = ""         # "http://127.0.0.1:<port>" as the client addressed us
+
+    @property
+    def config(self):
+        return self.state.config
+
+    @property
+    def body(self) -> dict:
+        """The JSON body as a dict ({} when absent); 400 if the body is JSON but not an object."""
+        if self.json is None:
+            return {}
+        if not isinstance(self.json, dict):
+            raise ApiError(400, "MALFORMED_REQUEST",
+                           "Invalid JSON given in the body of the request - expected a map")
+        return self.json
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        lname = name.lower()
+        for k, v in self.headers.items():
+            if k.lower() == lname:
+                return v
+        return default
+
+    def q(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        vals = self.query.get(name)
+        return vals[0] if vals else default
+
+    def q_list(self, name: str) -> List[str]:
+        return list(self.query.get(name, []))
+
+    def q_bool(self, name: str, default: Optional[bool] = None) -> Optional[bool]:
+        v = self.q(name)
+        if v is None or v == "":
+            return default
+        return parse_bool(v, name)
+
+    def q_int(self, name: str, default: Optional[int] = None) -> Optional[int]:
+        v = self.q(name)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise invalid_parameter(f"Invalid integer value for {name}: {v!r}") from None
+
+    def param(self, name: str, default: Any = None) -> Any:
+        """A parameter from the query string, else from the JSON body (old clients send
+        GET parameters as a JSON body)."""
+        v = self.q(name)
+        if v is not None:
+            return v
+        if isinstance(self.json, dict) and name in self.json:
+            return self.json[name]
+        return default
