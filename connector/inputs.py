@@ -86,6 +86,73 @@ def compile_schema(action: dict) -> dict:
 
 
 _VALIDATORS: dict[str, object] = {}
+_PLANS: dict[str, object] = {}
+_SIMPLE = {"type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "title", "description",
+           "default", "examples", "writeOnly", "x-secret", "x-picker"}
+_TYPES = {"string": lambda v: isinstance(v, str),
+          "boolean": lambda v: isinstance(v, bool),
+          "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+          "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "object": lambda v: isinstance(v, dict),
+          "array": lambda v: isinstance(v, list)}
+
+
+def _plan(action: dict):
+    """A precomputed check for inputs whose schema uses only the vocabulary's simple keywords,
+    or False when jsonschema must decide. Importing jsonschema costs about 50 ms, a third of a
+    cold run, so the common case is decided here; tests prove both agree on every action."""
+    plan = _PLANS.get(action["key"])
+    if plan is None:
+        schema = compile_schema(action)
+        props = []
+        for key, prop in schema["properties"].items():
+            extra = set(prop) - _SIMPLE
+            if extra == {"additionalProperties"} and prop.get("additionalProperties") == {"type": "string"}:
+                extra = set()
+                prop = {**prop, "_values_are_strings": True}
+            if extra:
+                plan = False
+                break
+            props.append((key, prop))
+        else:
+            plan = (props, schema.get("required", []), action.get("rules", []))
+        _PLANS[action["key"]] = plan
+    return plan
+
+
+def _fast_valid(action: dict, values: dict) -> bool:
+    plan = _plan(action)
+    if plan is False:
+        return False
+    props, required, rules = plan
+    for key in required:
+        if key not in values:
+            return False
+    for rule in rules:
+        if "exclusive" in rule and sum(k in values for k in rule["exclusive"]) > 1:
+            return False
+        if "one_of_required" in rule and not any(k in values for k in rule["one_of_required"]):
+            return False
+    for key, prop in props:
+        if key not in values:
+            continue
+        v = values[key]
+        t = prop.get("type")
+        if t is not None and not _TYPES[t](v):
+            return False
+        if "enum" in prop and not any(v == e and type(v) is type(e) or (isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(e, (int, float)) and not isinstance(e, bool) and v == e) for e in prop["enum"]):
+            return False
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if "minimum" in prop and v < prop["minimum"] or "maximum" in prop and v > prop["maximum"]:
+                return False
+        if isinstance(v, str):
+            if "minLength" in prop and len(v) < prop["minLength"] or "maxLength" in prop and len(v) > prop["maxLength"]:
+                return False
+            if "pattern" in prop and not re.search(prop["pattern"], v):
+                return False
+        if prop.get("_values_are_strings") and isinstance(v, dict) and not all(isinstance(x, str) for x in v.values()):
+            return False
+    return True
 
 
 def validator(action: dict):
@@ -207,6 +274,8 @@ def resolve(action: dict, raw: dict | None) -> dict:
         # Still validate what coerced, so every bad input is named in one error.
         problems += _schema_problems(action, values, by_key, skip={p["key"] for p in problems})
         raise InputError(problems)
+    if _fast_valid(action, values):
+        return values
     problems = _schema_problems(action, values, by_key)
     if problems:
         raise InputError(problems)

@@ -97,3 +97,31 @@ def test_integer_accepts_whole_floats_and_refuses_fractions():
     assert resolve(ACTION, {"name": "x", "count": "5.0"})["count"] == 5
     with pytest.raises(InputError):
         resolve(ACTION, {"name": "x", "count": "5.5"})
+
+
+# -- the fast path agrees with jsonschema ------------------------------------------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from databricks_connector.inputs import _fast_valid, _plan, validator  # noqa: E402
+from databricks_connector.runner import Connector  # noqa: E402
+
+_ACTIONS = Connector().manifest["actions"] + Connector().manifest.get("pickers", []) + [ACTION]
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
+                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=80),
+                    st.sampled_from(["python", "GET", "json", "RUNNING", "0123-456789-abcdefgh", "1.0", "", "a" * 70]),
+                    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=3),
+                    st.dictionaries(st.text(max_size=5), st.one_of(st.text(max_size=5), st.integers()), max_size=3))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(data=st.data())
+def test_fast_path_never_accepts_what_jsonschema_rejects(data):
+    action = data.draw(st.sampled_from(_ACTIONS))
+    keys = [i["key"] for i in action["inputs"] if i.get("type") != "connection"]
+    values = data.draw(st.dictionaries(st.sampled_from(keys), _VALUES, max_size=len(keys))) if keys else {}
+    values = {k: v for k, v in values.items() if v is not None}
+    if _fast_valid(action, values):
+        assert validator(action).is_valid(values), (action["key"], values)
+    elif _plan(action) is not False:
+        # when the fast path is in charge, it also accepts everything jsonschema accepts
+        assert not validator(action).is_valid(values), (action["key"], values)
