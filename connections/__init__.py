@@ -24,6 +24,7 @@ class Connection:
     auth: object = field(repr=False)
     account_id: str | None = None
     fingerprint: str = field(default="", repr=False)
+    ca_bundle: str | None = None
 
     def secret_values(self) -> list[str]:
         return self.auth.secret_values()
@@ -49,4 +50,11 @@ def build(fields: dict) -> Connection:
     module = import_module(f"{__name__}.{MODULES[kind]}")
     host, auth, account_id = module.build(fields)
     digest = hashlib.sha256(json.dumps({"type": kind, **fields}, sort_keys=True, default=str).encode()).hexdigest()
-    return Connection(kind, host, auth, account_id, digest)
+    ca_bundle = fields.get("ca_bundle") or None
+    if ca_bundle is not None:
+        import os
+
+        if not isinstance(ca_bundle, str) or not os.path.isfile(ca_bundle):
+            raise ConnectorError("configuration", "CA Bundle must be the path of an existing PEM file",
+                                 hint="Leave it empty to trust the system's certificate authorities.")
+    return Connection(kind, host, auth, account_id, digest, ca_bundle)

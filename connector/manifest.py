@@ -144,6 +144,8 @@ def load(path: Path | None = None, *, use_cache: bool = True) -> dict:
 def _write_atomic(target: Path, text: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob("manifest-*.json"):   # caches of earlier versions of the file
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".manifest-")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

@@ -90,7 +90,7 @@ def _not_sent(exc: Exception) -> bool:
 
 class SharedSession:
     def __init__(self, connection, *, connect_timeout: float = 10.0, read_timeout: float = 60.0,
-                 retry_timeout: float = 300.0, ca_bundle: str | None = None, policy: RetryPolicy | None = None,
+                 retry_timeout: float = 300.0, policy: RetryPolicy | None = None,
                  pool_size: int = 32):
         self.connection = connection
         self.host = connection.host
@@ -105,7 +105,7 @@ class SharedSession:
         http.mount("http://", adapter)
         http.headers["User-Agent"] = f"{USER_AGENT} auth/{getattr(connection.auth, 'auth_type', 'unknown')}"
         http.headers["Accept"] = "application/json"
-        http.verify = ca_bundle or True
+        http.verify = connection.ca_bundle or True   # TLS verification is never turned off
         self._http = http
         # Links to cloud storage travel without any workspace credential, on their own pool.
         self._plain = None

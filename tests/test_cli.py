@@ -28,9 +28,9 @@ def test_spec_lists_both_connections_with_reference_labels():
     assert code == 0
     spec = json.loads(out)
     fields = {c["label"]: [f["label"] for f in c["fields"]] for c in spec["connections"]}
-    assert fields == {"Databricks Personal Access Token": ["Host", "Personal Access Token"],
+    assert fields == {"Databricks Personal Access Token": ["Host", "Personal Access Token", "CA Bundle"],
                       "Databricks Workspace Service Principal": ["Token URL", "Scopes", "Service Principal Client ID",
-                                                                 "Service Principal Client Secret"]}
+                                                                 "Service Principal Client Secret", "CA Bundle"]}
     assert all("input_schema" in a for a in spec["actions"])
 
 

@@ -92,3 +92,15 @@ def test_config_profiles(tmp_path):
     with pytest.raises(ConnectorError, match="Profile 'missing' is not in"):
         from_environment(env)
     assert from_environment({"DATABRICKS_CONFIG_FILE": str(tmp_path / "absent")}) is None
+
+
+def test_tls_verification_is_on_and_a_ca_bundle_can_be_given(tmp_path):
+    from databricks_connector.session import SharedSession
+
+    base = {"type": "personal_access_token", "host": "dbc-1.cloud.databricks.com", "token": "dapi1"}
+    assert SharedSession(build(base))._http.verify is True
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    assert SharedSession(build({**base, "ca_bundle": str(pem)}))._http.verify == str(pem)
+    with pytest.raises(ConnectorError, match="CA Bundle"):
+        build({**base, "ca_bundle": str(tmp_path / "missing.pem")})

@@ -143,9 +143,9 @@ def test_reference_descriptions_are_reproduced(resolved):
 def test_spec_marks_secrets_and_has_schemas():
     spec = Connector().spec()
     conns = {c["key"]: c for c in spec["connections"]}
-    assert [f["label"] for f in conns["personal_access_token"]["fields"]] == ["Host", "Personal Access Token"]
+    assert [f["label"] for f in conns["personal_access_token"]["fields"]] == ["Host", "Personal Access Token", "CA Bundle"]
     assert [f["label"] for f in conns["service_principal"]["fields"]] == [
-        "Token URL", "Scopes", "Service Principal Client ID", "Service Principal Client Secret"]
+        "Token URL", "Scopes", "Service Principal Client ID", "Service Principal Client Secret", "CA Bundle"]
     secrets = {f["key"] for c in spec["connections"] for f in c["fields"] if f["secret"]}
     assert secrets == {"token", "client_secret"}
     assert conns["service_principal"]["schema"]["properties"]["client_secret"]["writeOnly"] is True
