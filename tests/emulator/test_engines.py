@@ -1,0 +1,305 @@
+"""Tests for the emulator's embedded SQL engine and Python execution contexts."""
+import datetime as dt
+import os
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from databricks_connector.emulator.pyrunner import (PythonContext, run_python_once, run_sql_once,
+                                                    sql_command_results)
+from databricks_connector.emulator.sqlengine import SqlEngine, SqlError
+
+
+@pytest.fixture(scope="module")
+def eng():
+    e = SqlEngine()
+    yield e
+    e.close()
+
+
+def one(eng, sql, params=None, **kw):
+    r = eng.execute(sql, params, **kw)
+    return r.columns, r.rows
+
+
+# ------------------------------------------------------------------ SQL: parameters & typing
+
+
+@pytest.mark.parametrize("ptype,value,type_name,type_text,expected", [
+    ("STRING", "hello", "STRING", "STRING", "hello"),
+    (None, "007", "STRING", "STRING", "007"),
+    ("INT", "42", "INT", "INT", 42),
+    ("INTEGER", "-7", "INT", "INT", -7),
+    ("BIGINT", "9000000000", "LONG", "BIGINT", 9000000000),
+    ("LONG", "1", "LONG", "BIGINT", 1),
+    ("SMALLINT", "12", "SHORT", "SMALLINT", 12),
+    ("TINYINT", "3", "BYTE", "TINYINT", 3),
+    ("DOUBLE", "1.25", "DOUBLE", "DOUBLE", 1.25),
+    ("FLOAT", "0.5", "FLOAT", "FLOAT", 0.5),
+    ("DECIMAL(10,2)", "12.3", "DECIMAL", "DECIMAL(10,2)", Decimal("12.30")),
+    ("BOOLEAN", "true", "BOOLEAN", "BOOLEAN", True),
+    ("BOOLEAN", "false", "BOOLEAN", "BOOLEAN", False),
+    ("DATE", "2024-02-29", "DATE", "DATE", dt.date(2024, 2, 29)),
+    ("TIMESTAMP", "2024-01-02 03:04:05.123", "TIMESTAMP", "TIMESTAMP", dt.datetime(2024, 1, 2, 3, 4, 5, 123000)),
+    ("TIMESTAMP", "2024-01-02T03:04:05Z", "TIMESTAMP", "TIMESTAMP", dt.datetime(2024, 1, 2, 3, 4, 5)),
+])
+def test_parameter_types(eng, ptype, value, type_name, type_text, expected):
+    p = {"name": "x", "value": value}
+    if ptype:
+        p["type"] = ptype
+    cols, rows = one(eng, "SELECT :x AS v", [p])
+    assert cols[0]["name"] == "v"
+    assert cols[0]["type_name"] == type_name and cols[0]["type_text"] == type_text
+    assert rows == [(expected,)] and type(rows[0][0]) is type(expected)
+    if type_name == "DECIMAL":
+        assert cols[0]["type_precision"] == 10 and cols[0]["type_scale"] == 2
+
+
+def test_null_parameter_and_errors(eng):
+    cols, rows = one(eng, "SELECT :n AS n", [{"name": "n", "value": None, "type": "INT"}])
+    assert cols[0]["type_name"] == "INT" and rows == [(None,)]
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT :x + 1", [{"name": "y", "value": "1"}])
+    assert "[UNBOUND_SQL_PARAMETER] Found the unbound parameter: x" in ei.value.message
+    for t, v in (("INT", "abc"), ("DATE", "2024-13-45"), ("BOOLEAN", "maybe"), ("DECIMAL(3,1)", "12345")):
+        with pytest.raises(SqlError) as ei:
+            eng.execute("SELECT :x", [{"name": "x", "value": v, "type": t}])
+        assert "INVALID_PARAMETER_VALUE" in ei.value.message
+    # a parameter inside a string literal is not a marker
+    assert one(eng, "SELECT ':x' AS s")[1] == [(":x",)]
+
+
+def test_cast_and_literal_typing(eng):
+    cols, rows = one(eng, "SELECT CAST('2024-01-05' AS DATE) d, CAST('2024-01-05 10:11:12' AS TIMESTAMP) ts, "
+                          "CAST('1.239' AS DECIMAL(10,2)) m, CAST(1 AS BOOLEAN) b, CAST('5' AS INT) i, "
+                          "CAST(7 AS STRING) s, CAST(3 AS DOUBLE) f, '2024-03-01'::date d2, "
+                          "1 a, 1.5 c, 'x' e, true t, NULL z, 1/2 h, 10000000000 big, DATE'2020-02-02' dl")
+    types = {c["name"]: c["type_text"] for c in cols}
+    assert types == {"d": "DATE", "ts": "TIMESTAMP", "m": "DECIMAL(10,2)", "b": "BOOLEAN", "i": "INT",
+                     "s": "STRING", "f": "DOUBLE", "d2": "DATE", "a": "INT", "c": "DECIMAL(2,1)", "e": "STRING",
+                     "t": "BOOLEAN", "z": "VOID", "h": "DOUBLE", "big": "BIGINT", "dl": "DATE"}
+    assert {c["name"]: c["type_name"] for c in cols}["z"] == "NULL"
+    assert rows == [(dt.date(2024, 1, 5), dt.datetime(2024, 1, 5, 10, 11, 12), Decimal("1.24"), True, 5, "7",
+                     3.0, dt.date(2024, 3, 1), 1, Decimal("1.5"), "x", True, None, 0.5, 10000000000,
+                     dt.date(2020, 2, 2))]
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT CAST('abc' AS INT)")
+    assert ei.value.sql_state == "22018"
+    assert one(eng, "SELECT try_cast('abc' AS INT) AS v") == (
+        [{"name": "v", "position": 0, "type_name": "INT", "type_text": "INT"}], [(None,)])
+
+
+def test_functions(eng):
+    cols, rows = one(eng, "SELECT upper('ab') u, lower('AB') l, concat('a', 1, 'b') c, coalesce(NULL, 3) co, "
+                          "CASE WHEN 1 > 0 THEN 'y' ELSE 'n' END cs, length(repeat('ab', 1000)) r, "
+                          "current_date() cd, current_timestamp() ct, rand() rn, uuid() id, 2 > 1 gt")
+    t = {c["name"]: c["type_text"] for c in cols}
+    assert t == {"u": "STRING", "l": "STRING", "c": "STRING", "co": "INT", "cs": "STRING", "r": "INT",
+                 "cd": "DATE", "ct": "TIMESTAMP", "rn": "DOUBLE", "id": "STRING", "gt": "BOOLEAN"}
+    r = rows[0]
+    assert r[:6] == ("AB", "ab", "a1b", 3, "y", 2000)
+    assert isinstance(r[6], dt.date) and isinstance(r[7], dt.datetime) and 0 <= r[8] < 1
+    assert len(r[9]) == 36 and r[10] is True
+
+
+def test_range_performance(eng):
+    t0 = time.monotonic()
+    cols, rows = one(eng, "SELECT count(*) AS n FROM range(1000000)")
+    assert rows == [(1000000,)] and cols[0]["type_name"] == "LONG"
+    cols, rows = one(eng, "SELECT id FROM range(100000)")
+    assert len(rows) == 100000 and rows[-1] == (99999,) and cols[0]["type_name"] == "LONG"
+    assert time.monotonic() - t0 < 5
+    assert one(eng, "SELECT id FROM range(2, 10, 3)")[1] == [(2,), (5,), (8,)]
+    assert one(eng, "SELECT id FROM range(5, 0, -2)")[1] == [(5,), (3,), (1,)]
+    assert one(eng, "SELECT sum(id) s FROM range(:n)", [{"name": "n", "value": "5", "type": "INT"}])[1] == [(10,)]
+
+
+def test_tables_and_dml():
+    e = SqlEngine(seed_samples=False)
+    try:
+        e.execute("CREATE TABLE main.default.t (id INT, name STRING, amount DECIMAL(10,2), d DATE, "
+                  "ts TIMESTAMP, ok BOOLEAN) USING DELTA")
+        cols, rows = one(e, "INSERT INTO t VALUES (1, '007', 12.5, '2024-01-01', '2024-01-01 10:00:00', true), "
+                            "(2, 'b', 3, DATE'2024-02-02', TIMESTAMP'2024-02-02 00:00:01', false)")
+        assert [c["name"] for c in cols] == ["num_affected_rows", "num_inserted_rows"] and rows == [(2, 2)]
+        cols, rows = one(e, "SELECT * FROM t ORDER BY id", schema="default")
+        assert [(c["name"], c["type_text"]) for c in cols] == [
+            ("id", "INT"), ("name", "STRING"), ("amount", "DECIMAL(10,2)"), ("d", "DATE"),
+            ("ts", "TIMESTAMP"), ("ok", "BOOLEAN")]
+        assert rows[0] == (1, "007", Decimal("12.50"), dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10), True)
+        assert rows[1][5] is False
+        assert one(e, "UPDATE main.default.t SET amount = amount + 1 WHERE id = 1")[1] == [(1,)]
+        cols, rows = one(e, "SELECT x.id, amount * 2 AS dbl, sum(amount) OVER () AS tot FROM default.t x WHERE ok")
+        assert rows == [(1, Decimal("27.00"), Decimal("13.50"))]
+        assert cols[1]["type_name"] == "DECIMAL"
+        e.execute("CREATE TABLE t2 AS SELECT id, d FROM t")
+        assert one(e, "SELECT * FROM t2 WHERE id = 2")[1] == [(2, dt.date(2024, 2, 2))]
+        assert one(e, "WITH c AS (SELECT id, ok FROM t) SELECT * FROM c WHERE id = 2")[1] == [(2, False)]
+        assert one(e, "INSERT INTO t (id, name) VALUES (:i, :n)", [{"name": "i", "value": "9", "type": "INT"},
+                                                                   {"name": "n", "value": "nine"}])[1] == [(1, 1)]
+        assert one(e, "SELECT a.name FROM main.default.t a JOIN t2 b ON a.id = b.id WHERE a.id = 1")[1] == [("007",)]
+        assert one(e, "DELETE FROM t WHERE id = 2")[1] == [(1,)]
+        names = [r[1] for r in e.execute("SHOW TABLES").rows]
+        assert names == ["t", "t2"]
+        e.execute("DROP TABLE t2")
+        e.execute("DROP TABLE IF EXISTS t2")
+        with pytest.raises(SqlError) as ei:
+            e.execute("CREATE TABLE t (a INT)")
+        assert ei.value.sql_state == "42P07"
+    finally:
+        e.close()
+
+
+def test_sample_data(eng):
+    cols, rows = one(eng, "SELECT * FROM samples.nyctaxi.trips")
+    assert [c["name"] for c in cols] == ["tpep_pickup_datetime", "tpep_dropoff_datetime", "trip_distance",
+                                         "fare_amount", "pickup_zip", "dropoff_zip"]
+    assert [c["type_name"] for c in cols] == ["TIMESTAMP", "TIMESTAMP", "DOUBLE", "DOUBLE", "INT", "INT"]
+    assert len(rows) == 200 and isinstance(rows[0][0], dt.datetime)
+    assert rows == SqlEngine().execute("SELECT * FROM samples.nyctaxi.trips").rows  # deterministic
+
+
+@pytest.mark.parametrize("sql,state,cls", [
+    ("SELEC 1", "42601", "PARSE_SYNTAX_ERROR"),
+    ("SELECT 1 FROM", "42601", "PARSE_SYNTAX_ERROR"),
+    ("SELECT 'abc", "42601", "PARSE_SYNTAX_ERROR"),
+    ("SELECT * FROM nope", "42P01", "TABLE_OR_VIEW_NOT_FOUND"),
+    ("SELECT * FROM main.default.nope", "42P01", "TABLE_OR_VIEW_NOT_FOUND"),
+    ("SELECT 1/0", "22012", "DIVIDE_BY_ZERO"),
+    ("SELECT id % 0 FROM range(3)", "22012", "DIVIDE_BY_ZERO"),
+    ("SELECT nope FROM range(1)", "42703", "UNRESOLVED_COLUMN"),
+    ("SELECT nofunc(1)", "42883", "UNRESOLVED_ROUTINE"),
+])
+def test_errors(eng, sql, state, cls):
+    with pytest.raises(SqlError) as ei:
+        eng.execute(sql)
+    assert ei.value.sql_state == state
+    assert ei.value.message.startswith(f"[{cls}") and ei.value.error_code
+    if cls == "PARSE_SYNTAX_ERROR":
+        assert "Syntax error at or near" in ei.value.message
+    if sql.endswith("nope"):
+        assert "`nope`" in ei.value.message
+
+
+def test_concurrent_and_cancel(eng):
+    results, errors = [], []
+
+    def work(i):
+        try:
+            results.append(eng.execute("SELECT count(*) FROM range(:n)",
+                                       [{"name": "n", "value": str(1000 * (i + 1)), "type": "INT"}]).rows[0][0])
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(results) == [1000 * (i + 1) for i in range(8)]
+    ev = threading.Event()
+    threading.Timer(0.2, ev.set).start()
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT count(*) FROM range(1000000000)", cancel_event=ev)
+    assert ei.value.error_code == "CANCELLED"
+    assert eng.execute("SELECT 1").rows == [(1,)]
+
+
+def test_sql_command_results_shape(eng):
+    r = sql_command_results(eng, "SELECT 1 AS a, CAST(2.5 AS DECIMAL(4,2)) b, DATE'2024-01-01' d, true t, "
+                                 "'x' s, CAST('2024-01-01 01:02:03' AS TIMESTAMP) ts, id FROM range(2)")
+    assert r["resultType"] == "table" and r["isJsonSchema"] is False and r["truncated"] is False
+    assert [(c["name"], c["type"]) for c in r["schema"]] == [
+        ("a", "int"), ("b", "decimal(4,2)"), ("d", "date"), ("t", "boolean"), ("s", "string"),
+        ("ts", "timestamp"), ("id", "bigint")]
+    assert r["data"][1] == [1, "2.50", "2024-01-01", True, "x", "2024-01-01 01:02:03", 1]
+    err = run_sql_once(eng, "SELECT * FROM nope")
+    assert err["resultType"] == "error" and err["summary"].startswith("[TABLE_OR_VIEW_NOT_FOUND]") and err["cause"]
+
+
+# ------------------------------------------------------------------ Python contexts
+
+
+@pytest.fixture
+def ctx(eng):
+    c = PythonContext(sql_engine=eng)
+    yield c
+    c.close()
+
+
+def test_state_persists_and_output(ctx):
+    assert ctx.execute("x = 41\nimport math") == {"resultType": "text", "data": ""}
+    assert ctx.execute("x + 1") == {"resultType": "text", "data": "42"}
+    assert ctx.execute("def f():\n    print('inside', math.floor(2.5))\nf()\nx")["data"] == "inside 2\n41"
+    assert ctx.execute("print('a')\nNone")["data"] == "a"
+    big = ctx.execute("print('z' * 3_000_000)")
+    assert big["resultType"] == "text" and big.get("truncated") is True and len(big["data"]) <= 1 << 20
+
+
+def test_exception_results(ctx):
+    r = ctx.execute("def g():\n    raise ValueError('boom')\ng()")
+    assert r["resultType"] == "error" and r["summary"] == "ValueError: boom"
+    assert "Traceback" in r["cause"] and "<command-1>" in r["cause"] and "raise ValueError" in r["cause"]
+    assert "_pyworker" not in r["cause"]
+    r = ctx.execute("def broken(:")
+    assert r["resultType"] == "error" and r["summary"].startswith("SyntaxError")
+    assert ctx.execute("1 + 1")["data"] == "2"
+
+
+def test_cancel_while_true(ctx):
+    ctx.execute("y = 5")
+    cmd = ctx.submit("while True:\n    pass")
+    deadline = time.time() + 5
+    while cmd.status != "Running" and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert not cmd.done()
+    cmd.cancel()
+    res = cmd.result(timeout=10)
+    assert cmd.status == "Cancelled" and res["resultType"] == "error"
+    assert ctx.alive and ctx.execute("y * 2")["data"] == "10"
+    # a queued command can be cancelled before it runs
+    c1 = ctx.submit("import time; time.sleep(0.5)")
+    c2 = ctx.submit("y = 0")
+    c2.cancel()
+    assert c2.status == "Cancelled"
+    assert c1.result(10)["resultType"] == "text"
+    assert ctx.execute("y")["data"] == "5"
+
+
+def test_timeout(ctx):
+    r = ctx.execute("import time\nz = 1\ntime.sleep(30)", timeout=0.5)
+    assert r["resultType"] == "error" and "CommandTimeout" in r["summary"]
+    assert ctx.execute("z")["data"] == "1"
+
+
+def test_contexts_isolated_and_env_scrubbed(eng):
+    os.environ["EMU_SECRET_TEST"] = "x"
+    try:
+        a, b = PythonContext(), PythonContext()
+        try:
+            a.execute("v = 'a'")
+            assert b.execute("'v' in globals()")["data"] == "False"
+            assert a.execute("import os; os.getpid()")["data"] != b.execute("import os; os.getpid()")["data"]
+            r = a.execute("import os\nprint(os.environ.get('EMU_SECRET_TEST'), sorted(os.environ))")
+            assert r["data"].startswith("None ") and "EMU_SECRET_TEST" not in r["data"]
+            assert a.execute("os.getcwd() == os.environ['HOME']")["data"] == "True"
+        finally:
+            a.close()
+            b.close()
+        assert not a.alive
+    finally:
+        del os.environ["EMU_SECRET_TEST"]
+
+
+def test_spark_sql_bridge_and_run_once(ctx):
+    r = ctx.execute("rows = spark.sql('SELECT id, CAST(id AS STRING) s FROM range(3)').collect()\n"
+                    "[(r.id, r['s']) for r in rows]")
+    assert r["data"] == "[(0, '0'), (1, '1'), (2, '2')]"
+    r = ctx.execute("display(spark.sql('SELECT :d AS d', args={'d': 5}))")
+    assert r["resultType"] == "table" and r["data"] == [[5]] and r["schema"][0]["type"] == "bigint"
+    r = ctx.execute("spark.sql('SELECT * FROM nope')")
+    assert r["resultType"] == "error" and "TABLE_OR_VIEW_NOT_FOUND" in r["summary"]
+    assert run_python_once("print('once')", timeout=10) == {"resultType": "text", "data": "once"}
