@@ -1,11 +1,30 @@
-"""Clusters API (2.1)."""
+"""Clusters API (2.1): read, create, change and wait for clusters."""
 from __future__ import annotations
+
+import uuid
+
+from ..errors import ConnectorError, InputError
 
 API = "/api/2.1/clusters"
 
+# Inputs that map one to one onto create/edit body fields (key_value and object inputs included).
+SPEC_INPUTS = ("num_workers", "cluster_name", "spark_version", "spark_conf", "custom_tags", "spark_env_vars",
+               "azure_attributes", "aws_attributes", "gcp_attributes", "node_type_id", "driver_node_type_id",
+               "autotermination_minutes", "enable_elastic_disk", "runtime_engine", "data_security_mode",
+               "single_user_name", "policy_id")
+
+# target state -> states that mean the wait failed
+FAILURE_STATES = {"RUNNING": ("ERROR", "TERMINATED", "UNKNOWN"), "TERMINATED": ("ERROR",)}
+
+
+# --------------------------------------------------------------------------- reads
 
 def get_cluster(session, inputs):
-    return session.get(f"{API}/get", {"cluster_id": inputs["cluster_id"]})
+    return _get(session, inputs["cluster_id"])
+
+
+def _get(session, cluster_id):
+    return session.get(f"{API}/get", {"cluster_id": cluster_id})
 
 
 def list_clusters(session, inputs):
@@ -17,7 +36,244 @@ def list_clusters(session, inputs):
     return {"clusters": clusters, "count": len(clusters), "truncated": truncated}
 
 
+def list_node_types(session, inputs):
+    return session.get(f"{API}/list-node-types")
+
+
+def list_spark_versions(session, inputs):
+    return session.get(f"{API}/spark-versions")
+
+
+def get_cluster_events(session, inputs):
+    """Every event page, following the `next_page` request body the server returns."""
+    body = {"cluster_id": inputs["cluster_id"], "order": inputs.get("order", "DESC")}
+    for key in ("start_time", "end_time", "event_types"):
+        if inputs.get(key) not in (None, []):
+            body[key] = inputs[key]
+    cap = inputs.get("max_items")
+    if cap:
+        body["limit"] = min(500, max(1, cap))
+    events, truncated, seen = [], False, set()
+    while True:
+        page = session.post(f"{API}/events", body, idempotent=True)   # a read: safe to re-send
+        events.extend(page.get("events") or [])
+        nxt = page.get("next_page")
+        if cap and len(events) >= cap:
+            truncated = len(events) > cap or bool(nxt)
+            events = events[:cap]
+            break
+        if not nxt:
+            break
+        marker = repr(sorted(nxt.items()))
+        if marker in seen:          # the server repeated itself: stop rather than loop forever
+            break
+        seen.add(marker)
+        body = nxt
+    return {"events": events, "count": len(events), "truncated": truncated}
+
+
+# --------------------------------------------------------------------------- pickers
+
 def select_cluster(session, inputs):
     clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100})
     return [{"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})", "value": c["cluster_id"]}
             for c in clusters]
+
+
+def select_node_type(session, inputs):
+    types = list_node_types(session, inputs).get("node_types") or []
+    out = []
+    for t in types:
+        if t.get("is_deprecated") or t.get("is_hidden"):
+            continue
+        cores = t.get("num_cores")
+        mem = t.get("memory_mb")
+        bits = []
+        if cores is not None:
+            bits.append(f"{cores:g} cores")
+        if mem is not None:
+            bits.append(f"{mem / 1024:g} GB")
+        label = t["node_type_id"] + (f" ({', '.join(bits)})" if bits else "")
+        out.append({"label": label, "value": t["node_type_id"]})
+    return out
+
+
+def select_spark_version(session, inputs):
+    versions = list_spark_versions(session, inputs).get("versions") or []
+    return [{"label": v.get("name") or v["key"], "value": v["key"]} for v in versions]
+
+
+# --------------------------------------------------------------------------- create / edit / resize
+
+def _spec(inputs, *, with_size_required: bool = True) -> dict:
+    """The create/edit body from the inputs; every bad combination reported at once."""
+    body = dict(inputs.get("additional_settings") or {})
+    for key in SPEC_INPUTS:
+        if inputs.get(key) is not None:
+            body[key] = inputs[key]
+    problems = []
+    a_min, a_max = inputs.get("autoscale_min_workers"), inputs.get("autoscale_max_workers")
+    if a_min is not None or a_max is not None:
+        if a_min is None or a_max is None:
+            missing = "autoscale_min_workers" if a_min is None else "autoscale_max_workers"
+            problems.append({"key": missing, "label": _LABELS[missing],
+                             "reason": "is required when the other autoscale bound is given"})
+        elif a_max <= a_min:
+            problems.append({"key": "autoscale_max_workers", "label": _LABELS["autoscale_max_workers"],
+                             "reason": f"must be greater than Autoscale Min Workers ({a_min}); got {a_max}"})
+        if inputs.get("num_workers") is not None:
+            problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
+                             "reason": "cannot be combined with Autoscale Min/Max Workers; give one or the other"})
+        if a_min is not None and a_max is not None:
+            body["autoscale"] = {"min_workers": a_min, "max_workers": a_max}
+            body.pop("num_workers", None)
+    if not body.get("spark_version"):
+        problems.append({"key": "spark_version", "label": _LABELS["spark_version"], "reason": "is required"})
+    if with_size_required and body.get("num_workers") is None and not body.get("autoscale") and not problems:
+        problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
+                         "reason": "or Autoscale Min/Max Workers is required"})
+    at = body.get("autotermination_minutes")
+    if isinstance(at, int) and 1 <= at <= 9:
+        problems.append({"key": "autotermination_minutes", "label": _LABELS["autotermination_minutes"],
+                         "reason": f"must be 0 (never) or between 10 and 10000; got {at}"})
+    if problems:
+        raise InputError(problems)
+    return body
+
+
+_LABELS = {"num_workers": "Number of Workers", "spark_version": "Spark Version",
+           "autoscale_min_workers": "Autoscale Min Workers", "autoscale_max_workers": "Autoscale Max Workers",
+           "autotermination_minutes": "Auto Termination (minutes)"}
+
+
+def create_cluster(session, inputs):
+    body = _spec(inputs)
+    token = inputs.get("idempotency_token") or str(uuid.uuid4())
+    body["idempotency_token"] = token
+    # The token makes the create safe to re-send after a dropped connection or a 5xx.
+    created = session.post(f"{API}/create", body, idempotent=True)
+    cluster_id = created["cluster_id"]
+    out = {"cluster_id": cluster_id, "idempotency_token": token}
+    if inputs.get("wait_for_state"):
+        cluster = wait_for_cluster(session, cluster_id, "RUNNING", inputs)
+        out = {**cluster, **out}
+    return out
+
+
+def edit_cluster(session, inputs):
+    body = _spec(inputs)
+    body["cluster_id"] = inputs["cluster_id"]
+    # Not re-sent: a RUNNING cluster is RESTARTING after the first edit, so a re-send would be refused.
+    session.post(f"{API}/edit", body)
+    return _get(session, inputs["cluster_id"])
+
+
+def resize_cluster(session, inputs):
+    n = inputs.get("num_workers")
+    a_min, a_max = inputs.get("autoscale_min_workers"), inputs.get("autoscale_max_workers")
+    problems = []
+    body = {"cluster_id": inputs["cluster_id"]}
+    if a_min is not None or a_max is not None:
+        if n is not None:
+            problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
+                             "reason": "cannot be combined with Autoscale Min/Max Workers; give one or the other"})
+        if a_min is None or a_max is None:
+            missing = "autoscale_min_workers" if a_min is None else "autoscale_max_workers"
+            problems.append({"key": missing, "label": _LABELS[missing],
+                             "reason": "is required when the other autoscale bound is given"})
+        elif a_max <= a_min:
+            problems.append({"key": "autoscale_max_workers", "label": _LABELS["autoscale_max_workers"],
+                             "reason": f"must be greater than Autoscale Min Workers ({a_min}); got {a_max}"})
+        body["autoscale"] = {"min_workers": a_min, "max_workers": a_max}
+    elif n is None:
+        problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
+                         "reason": "or Autoscale Min/Max Workers is required"})
+    else:
+        body["num_workers"] = n
+    if problems:
+        raise InputError(problems)
+    session.post(f"{API}/resize", body)    # not re-sent: the cluster is RESIZING after the first one
+    return _get(session, inputs["cluster_id"])
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+def _lifecycle(session, inputs, op: str, target: str):
+    cluster_id = inputs["cluster_id"]
+    session.post(f"{API}/{op}", {"cluster_id": cluster_id}, idempotent=op == "delete")
+    if inputs.get("wait_for_state"):
+        return wait_for_cluster(session, cluster_id, target, inputs)
+    return _get(session, cluster_id)
+
+
+def start_terminated_cluster(session, inputs):
+    return _lifecycle(session, inputs, "start", "RUNNING")
+
+
+def restart_cluster(session, inputs):
+    return _lifecycle(session, inputs, "restart", "RUNNING")
+
+
+def terminate_cluster(session, inputs):
+    return _lifecycle(session, inputs, "delete", "TERMINATED")
+
+
+def permanently_delete_cluster(session, inputs):
+    session.post(f"{API}/permanent-delete", {"cluster_id": inputs["cluster_id"]})
+    return {"cluster_id": inputs["cluster_id"], "deleted": True}
+
+
+def pin_cluster(session, inputs):
+    session.post(f"{API}/pin", {"cluster_id": inputs["cluster_id"]}, idempotent=True)
+    return {"cluster_id": inputs["cluster_id"], "pinned": True}
+
+
+def unpin_cluster(session, inputs):
+    session.post(f"{API}/unpin", {"cluster_id": inputs["cluster_id"]}, idempotent=True)
+    return {"cluster_id": inputs["cluster_id"], "pinned": False}
+
+
+# --------------------------------------------------------------------------- waiting
+
+def wait_for_cluster_state(session, inputs):
+    return wait_for_cluster(session, inputs["cluster_id"], inputs.get("target_state", "RUNNING"), inputs)
+
+
+def wait_for_cluster(session, cluster_id: str, target: str, inputs) -> dict:
+    """Poll clusters/get until the cluster is in ``target``; the one waiting helper of this module.
+
+    Reaching a failure state (ERROR, or TERMINATED while waiting for RUNNING) raises an
+    operation_failed error carrying the termination reason; running out of time raises a
+    timeout naming how long it waited and the last state."""
+    failures = FAILURE_STATES.get(target, ("ERROR",))
+
+    def poll():
+        cluster = _get(session, cluster_id)
+        state = cluster.get("state", "UNKNOWN")
+        if state == target:
+            return True, cluster, state
+        if state in failures:
+            raise _failed(cluster, target)
+        return False, cluster, state
+
+    return session.wait(poll, what=f"cluster {cluster_id} to be {target}",
+                        timeout=inputs.get("timeout_seconds", 1200),
+                        interval=inputs.get("poll_interval_seconds", 5))
+
+
+def _failed(cluster: dict, target: str) -> ConnectorError:
+    state = cluster.get("state", "UNKNOWN")
+    reason = cluster.get("termination_reason") or {}
+    message = f"Cluster {cluster.get('cluster_id')} is {state} instead of {target}"
+    if reason:
+        message += f": {reason.get('code', 'UNKNOWN')} ({reason.get('type', 'UNKNOWN')})"
+        params = reason.get("parameters") or {}
+        if params:
+            message += " " + ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+    elif cluster.get("state_message"):
+        message += f": {cluster['state_message']}"
+    message += "."
+    return ConnectorError("operation_failed", message,
+                          hint="Read the termination reason, fix its cause (configuration, quota, cloud) and start the cluster again.",
+                          details={"cluster_id": cluster.get("cluster_id"), "state": state,
+                                   "state_message": cluster.get("state_message"), "termination_reason": reason})

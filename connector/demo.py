@@ -18,10 +18,12 @@ def _tour(emu):
             "cluster_name": "demo-cluster", "spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2",
             "num_workers": 0, "wait_for_state": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
         ("Select Cluster picker", "pick:select_cluster", "service_principal", {}),
-        ("Run a Python command on it and wait for the result", "run_command", "service_principal",
-         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"],
+        ("Create an execution context on it", "create_execution_context", "service_principal",
+         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "language": "python"}),
+        ("Run a Python command in that context and wait for the result", "run_command", "service_principal",
+         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "context_id": out["create_execution_context"]["id"],
                       "command": "import sys\nprint('hello from', sys.implementation.name)\n6 * 7",
-                      "wait_for_result": True, "timeout_seconds": 60}),
+                      "wait_for_result": True, "timeout_seconds": 60, "poll_interval_seconds": 0.3}),
         ("Execute an SQL statement", "execute_sql_statement", "personal_access_token",
          lambda out: {"warehouse_id": out["_warehouse"],
                       "statement": "SELECT :city AS city, 42 AS answer, current_date() AS today",
@@ -69,6 +71,9 @@ def run_demo(fast: bool = False, out=None) -> int:
                 result = {"error": exc.to_dict() if isinstance(exc, ConnectorError) else repr(exc)}
             outputs[name] = result
             out.write(f"\n## {title}\n$ databricks-connector {'pick ' + name[5:] if name.startswith('pick:') else 'run ' + name}\n")
-            out.write(json.dumps(result, indent=2, default=str)[:4000] + "\n")
+            text = json.dumps(result, indent=2, default=str)
+            if len(text) > 1500:
+                text = text[:1500] + f"\n... ({len(text) - 1500} more characters)"
+            out.write(text + "\n")
             out.flush()
     return 1 if failures else 0

@@ -215,7 +215,11 @@ def _apply(state, c: Cluster, at: float, kind: str, data: dict) -> None:
         _event(c, ts, "RUNNING", current_num_workers=len(d["executors"]),
                target_num_workers=_target_workers(d))
     elif kind == "resized":
+        # A resize adds or removes workers; the driver and its Spark context (and so the
+        # execution contexts attached to it) survive.
+        keep = {k: d[k] for k in ("driver", "spark_context_id") if k in d}
         _come_up(c, ts)
+        d.update(keep)
         _event(c, ts, "UPSIZE_COMPLETED", current_num_workers=len(d["executors"]),
                target_num_workers=_target_workers(d))
     elif kind == "launch_failed":

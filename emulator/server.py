@@ -351,6 +351,7 @@ class Emulator:
             self._thread.join(timeout=5)
         self._httpd = None
         self._thread = None
+        self.state.close()
 
     def serve_forever(self) -> None:
         """Start and block (used by ``python -m ...emulator``)."""

@@ -30,6 +30,8 @@ class Config:
     events_page_size: int = 50              # default page of clusters/events (max 500)
     validate_spark_version: bool = True
     cloud: str = "AWS"                      # reported by /.well-known/databricks-config
+    context_start_seconds: float = 0.3      # 1.2 execution context: Pending -> Running
+    command_queue_seconds: float = 0.1      # 1.2 command: Queued -> Running
 
     def update(self, values: Dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -95,6 +97,7 @@ class WorkspaceState:
         self.clusters: Dict[str, Any] = {}                 # cluster_id -> clusters.Cluster
         self.applied: collections.Counter = collections.Counter()
         self.areas: Dict[str, Any] = {}
+        self._closers: list = []
 
     # -- time
     def now(self) -> float:
@@ -102,6 +105,21 @@ class WorkspaceState:
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
+
+    # -- shutdown: worker processes and engines started by area modules
+    def on_close(self, fn: Callable[[], Any]) -> None:
+        with self.lock:
+            self._closers.append(fn)
+
+    def close(self) -> None:
+        with self.lock:
+            closers, self._closers = self._closers, []
+            engines = [v for v in self.areas.values() if callable(getattr(v, "close", None))]
+        for fn in closers + [e.close for e in engines]:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - shutting down: best effort
+                pass
 
     # -- per-area storage for other modules
     def area(self, name: str, factory: Callable[[], Any] = dict) -> Any:
