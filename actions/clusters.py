@@ -53,22 +53,9 @@ def get_cluster_events(session, inputs):
     cap = inputs.get("max_items")
     if cap:
         body["limit"] = min(500, max(1, cap))
-    events, truncated, seen = [], False, set()
-    while True:
-        page = session.post(f"{API}/events", body, idempotent=True)   # a read: safe to re-send
-        events.extend(page.get("events") or [])
-        nxt = page.get("next_page")
-        if cap and len(events) >= cap:
-            truncated = len(events) > cap or bool(nxt)
-            events = events[:cap]
-            break
-        if not nxt:
-            break
-        marker = repr(sorted(nxt.items()))
-        if marker in seen:          # the server repeated itself: stop rather than loop forever
-            break
-        seen.add(marker)
-        body = nxt
+    events, truncated = session.pages(
+        lambda next_body: session.post(f"{API}/events", next_body or body, idempotent=True),  # a read: safe to re-send
+        items="events", next_token=lambda page: page.get("next_page"), max_items=cap)
     return {"events": events, "count": len(events), "truncated": truncated}
 
 

@@ -1,6 +1,9 @@
 """Pagination, one mechanism: follow the page token, stop on a repeated token, honour a cap,
-and say when the result was truncated."""
+and say when the result was truncated. A token may be a string (``next_page_token``) or a whole
+request body (the cluster events API returns the next page's body as ``next_page``)."""
 from __future__ import annotations
+
+import json
 
 
 def paginate(fetch_page, *, items: str, next_token, max_items: int | None = None):
@@ -16,7 +19,8 @@ def paginate(fetch_page, *, items: str, next_token, max_items: int | None = None
         if max_items is not None and len(out) >= max_items:
             truncated = len(out) > max_items or bool(nxt)
             return out[:max_items], truncated
-        if not nxt or nxt in seen:
+        marker = nxt if isinstance(nxt, str) else json.dumps(nxt, sort_keys=True, default=str)
+        if not nxt or marker in seen:
             return out, False
-        seen.add(nxt)
+        seen.add(marker)
         token = nxt

@@ -338,6 +338,10 @@ class ActionSession:
 
         return _paginate(page, items=items, next_token=lambda p: p.get(next_key), max_items=max_items)
 
+    def pages(self, fetch_page, *, items: str, next_token, max_items: int | None = None):
+        """The same mechanism for any paging style: ``fetch_page(token) -> page``."""
+        return _paginate(fetch_page, items=items, next_token=next_token, max_items=max_items)
+
     def wait(self, poll, *, what: str, timeout: float, interval: float = 2.0, max_interval: float | None = None,
              on_timeout=None):
         return wait_for(poll, what=what, timeout=timeout, interval=interval, max_interval=max_interval,

@@ -96,6 +96,8 @@ def test_compiled_schemas_are_valid_2020_12(resolved):
 
 def _reference_tables():
     """{section label: [(input, comments, default)]} parsed from the reference documentation."""
+    if not REFERENCE.is_file():
+        pytest.skip(f"the reference documentation is not beside the checkout ({REFERENCE})")
     tables, current = {}, None
     for line in REFERENCE.read_text().splitlines():
         m = re.match(r"^### (.+)$", line)
@@ -133,6 +135,8 @@ def test_reference_connections_and_actions_are_reproduced(resolved):
 
 
 def test_reference_descriptions_are_reproduced(resolved):
+    if not REFERENCE.is_file():
+        pytest.skip(f"the reference documentation is not beside the checkout ({REFERENCE})")
     text = REFERENCE.read_text()
     for action in resolved["actions"]:
         m = re.search(rf"^### {re.escape(action['label'])}\n\n(.+)$", text, re.M)
