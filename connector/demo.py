@@ -28,12 +28,19 @@ def _tour(emu):
          lambda out: {"warehouse_id": out["_warehouse"],
                       "statement": "SELECT :city AS city, 42 AS answer, current_date() AS today",
                       "parameters": [{"name": "city", "value": "Amsterdam"}]}),
-        ("Create a job", "create_job", "service_principal", {
-            "name": "demo-job", "tasks": [{"task_key": "hello", "spark_python_task": {"python_file": "/Workspace/hello.py"},
-                                           "existing_cluster_id": "demo"}]}),
-        ("Run the job now and wait for completion", "run_job_now", "service_principal",
-         lambda out: {"job_id": out["create_job"]["job_id"], "wait_for_completion": True, "timeout_seconds": 120,
-                      "poll_interval_seconds": 0.5}),
+        ("Create a two-task job (Python, then SQL) with a job parameter", "create_job", "service_principal",
+         lambda out: {"name": "demo-job", "parameters": [{"name": "city", "default": "Amsterdam"}], "tasks": [
+             {"task_key": "greet", "existing_cluster_id": out["create_cluster"]["cluster_id"],
+              "spark_python_task": {"python_file": "/Workspace/demo/greet.py",
+                                    "python_code": "import sys\nprint('hello', sys.argv[1:])"},
+              "parameters": ["{{job.parameters.city}}"]},
+             *([{"task_key": "count", "depends_on": [{"task_key": "greet"}],
+                 "sql_task": {"warehouse_id": out["_warehouse"],
+                              "query": {"query_text": "SELECT count(*) AS trips FROM samples.nyctaxi.trips"}}}]
+               if out.get("_warehouse") else [])]}),
+        ("Run the job now and wait for completion (every task's output)", "run_job_now", "service_principal",
+         lambda out: {"job_id": out["create_job"]["job_id"], "job_parameters": {"city": "Utrecht"},
+                      "wait_for_completion": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
         ("List clusters", "list_clusters", "personal_access_token", {}),
         ("Terminate the cluster and wait", "terminate_cluster", "service_principal",
          lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "wait_for_state": True,
@@ -53,9 +60,10 @@ def run_demo(fast: bool = False, out=None) -> int:
         conns = emu.connections()
         sys.stderr.write(f"Emulated workspace at {emu.url}\n")
         outputs: dict = {}
-        warehouses = getattr(emu.state, "warehouses", None)
-        if warehouses:
-            outputs["_warehouse"] = next(iter(warehouses))
+        if "list_sql_warehouses" in known:
+            listed = connector.run("list_sql_warehouses", conns["personal_access_token"], {})
+            running = [w for w in listed.get("warehouses", []) if w.get("state") == "RUNNING"] or listed.get("warehouses", [])
+            outputs["_warehouse"] = running[0]["id"] if running else None
         failures = 0
         for title, name, kind, inputs in _tour(emu):
             if name not in known:

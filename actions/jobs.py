@@ -1,0 +1,433 @@
+"""Jobs API 2.2: jobs, runs, their outputs and repairs.
+
+API 2.2 pages the big arrays of ``jobs/get`` (``tasks``, ``job_clusters``, ``parameters``,
+``environments``) and ``runs/get`` (``tasks``, ``iterations``, ``job_clusters``,
+``job_parameters``, ``repair_history``) at 100 elements; every read here follows
+``next_page_token`` and concatenates them, as the official SDK does.
+"""
+from __future__ import annotations
+
+import uuid
+
+from ..errors import ConnectorError, InputError
+
+API = "/api/2.2/jobs"
+JOB_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
+RUN_ARRAYS = ("tasks", "iterations", "job_clusters", "job_parameters", "repair_history")
+TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+SUCCESS = ("SUCCESS", "SUCCESS_WITH_FAILURES")
+LEGACY_LISTS = ("python_params", "jar_params", "spark_submit_params")
+LEGACY_MAPS = ("notebook_params", "python_named_params", "sql_params")
+OUTPUT_FIELDS = ("notebook_output", "sql_output", "dbt_output", "run_job_output", "clean_rooms_notebook_output",
+                 "logs", "logs_truncated", "info")
+
+
+# --------------------------------------------------------------------------- paged reads
+
+def _paged_get(session, path, params, holder_key=None, arrays=()):
+    """GET an object whose arrays are paged (2.2) and return it with the arrays concatenated."""
+    first = session.get(path, params)
+    holder = first.get(holder_key) if holder_key else first
+    seen = set()
+    token = first.get("next_page_token")
+    while token and token not in seen:
+        seen.add(token)
+        page = session.get(path, dict(params, page_token=token))
+        src = page.get(holder_key) if holder_key else page
+        if isinstance(holder, dict) and isinstance(src, dict):
+            for name in arrays:
+                more = src.get(name)
+                if more:
+                    holder.setdefault(name, [])
+                    holder[name].extend(more)
+        token = page.get("next_page_token")
+    first.pop("next_page_token", None)
+    first.pop("has_more", None)
+    first.pop("prev_page_token", None)
+    return first
+
+
+def _fetch_job(session, job_id):
+    return _paged_get(session, f"{API}/get", {"job_id": job_id}, "settings", JOB_ARRAYS)
+
+
+def _fetch_run(session, run_id, **extra):
+    params = {"run_id": run_id}
+    params.update({k: v for k, v in extra.items() if v is not None})
+    return _paged_get(session, f"{API}/runs/get", params, None, RUN_ARRAYS)
+
+
+# --------------------------------------------------------------------------- jobs
+
+def _parameters(value):
+    """Job parameters from an array of {name, default}, a form's key-value list or an object."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return [{"name": str(k), "default": v if isinstance(v, str) else str(v)} for k, v in value.items()]
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict) and "name" in item:
+                out.append({"name": str(item["name"]), "default": item.get("default", "")})
+            elif isinstance(item, dict) and "key" in item:
+                out.append({"name": str(item["key"]), "default": item.get("value", "")})
+            else:
+                raise InputError([{"key": "parameters", "label": "Parameters",
+                                   "reason": 'each item must be {"name": ..., "default": ...}'}])
+        return out
+    raise InputError([{"key": "parameters", "label": "Parameters",
+                       "reason": 'must be an array of {"name", "default"} or an object of name: default'}])
+
+
+def _schedule(inputs):
+    value = inputs.get("schedule")
+    if inputs.get("cron_schedule"):
+        value = {"quartz_cron_expression": inputs["cron_schedule"].strip()}
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value.get("quartz_cron_expression"):
+        raise InputError([{"key": "schedule", "label": "Schedule",
+                           "reason": "must be a Quartz cron expression or an object with quartz_cron_expression"}])
+    value = dict(value)
+    value.setdefault("timezone_id", inputs.get("timezone") or "UTC")
+    if inputs.get("pause_status"):
+        value["pause_status"] = inputs["pause_status"]
+    return value
+
+
+def create_job(session, inputs):
+    body = dict(inputs.get("settings") or {})
+    structured = {
+        "name": inputs.get("name"),
+        "description": inputs.get("description"),
+        "tasks": inputs.get("tasks"),
+        "job_clusters": inputs.get("job_clusters"),
+        "schedule": _schedule(inputs),
+        "parameters": _parameters(inputs.get("parameters")),
+        "tags": inputs.get("tags"),
+        "max_concurrent_runs": inputs.get("max_concurrent_runs"),
+        "timeout_seconds": inputs.get("job_timeout_seconds"),
+    }
+    body.update({k: v for k, v in structured.items() if v is not None})
+    if inputs.get("queue_enabled") is not None:
+        body["queue"] = {"enabled": inputs["queue_enabled"]}
+    if not body.get("tasks") and not body.get("name"):
+        raise InputError([{"key": "tasks", "label": "Tasks", "reason": "give at least a Name or Tasks (or Settings)"}])
+    result = session.post(f"{API}/create", body)
+    return {"job_id": result.get("job_id")}
+
+
+def get_job(session, inputs):
+    return _fetch_job(session, inputs["job_id"])
+
+
+def list_jobs(session, inputs):
+    params = {"limit": 100, "expand_tasks": bool(inputs.get("expand_tasks"))}
+    if inputs.get("name"):
+        params["name"] = inputs["name"]
+    jobs, truncated = session.paginate(f"{API}/list", items="jobs", params=params, max_items=inputs.get("max_items"))
+    if inputs.get("expand_tasks"):
+        for job in jobs:
+            if job.get("has_more"):
+                full = _fetch_job(session, job["job_id"])
+                job["settings"] = full.get("settings", job.get("settings"))
+                job["has_more"] = False
+    return {"jobs": jobs, "count": len(jobs), "truncated": truncated}
+
+
+def update_job(session, inputs):
+    if not inputs.get("new_settings") and not inputs.get("fields_to_remove"):
+        raise InputError([{"key": "new_settings", "label": "New Settings",
+                           "reason": "or Fields to Remove is required"}])
+    body = {"job_id": inputs["job_id"]}
+    if inputs.get("new_settings"):
+        body["new_settings"] = inputs["new_settings"]
+    if inputs.get("fields_to_remove"):
+        body["fields_to_remove"] = list(inputs["fields_to_remove"])
+    session.post(f"{API}/update", body, idempotent=True)
+    return {"job_id": inputs["job_id"], "updated": True}
+
+
+def reset_job(session, inputs):
+    session.post(f"{API}/reset", {"job_id": inputs["job_id"], "new_settings": inputs["settings"]}, idempotent=True)
+    return {"job_id": inputs["job_id"], "reset": True}
+
+
+def delete_job(session, inputs):
+    session.post(f"{API}/delete", {"job_id": inputs["job_id"]})
+    return {"job_id": inputs["job_id"], "deleted": True}
+
+
+def select_job(session, inputs):
+    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100})
+    return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
+            for j in jobs]
+
+
+# --------------------------------------------------------------------------- runs: shaping
+
+def _state(run):
+    s = run.get("state") or {}
+    return {"life_cycle_state": s.get("life_cycle_state"), "result_state": s.get("result_state"),
+            "state_message": s.get("state_message", "")}
+
+
+def _succeeded(run) -> bool:
+    s = run.get("state") or {}
+    return s.get("life_cycle_state") == "TERMINATED" and s.get("result_state") in SUCCESS
+
+
+def _terminal(run) -> bool:
+    return (run.get("state") or {}).get("life_cycle_state") in TERMINAL
+
+
+def _outputs(session, run):
+    """Every task's output, keyed by task_key: get-output is called for each task run id (never
+    for the parent of a multi-task run, which Databricks rejects)."""
+    tasks = {}
+    for task in run.get("tasks") or []:
+        key = task.get("task_key") or str(task.get("run_id"))
+        entry = {"task_run_id": task.get("run_id"), "state": _state(task), "status": task.get("status"),
+                 "run_page_url": task.get("run_page_url"), "result": None, "error": None, "error_trace": None}
+        if task.get("run_id") is not None:
+            out = session.get(f"{API}/runs/get-output", {"run_id": task["run_id"]})
+            result = {k: out[k] for k in OUTPUT_FIELDS if k in out}
+            entry["result"] = result or None
+            entry["error"] = out.get("error")
+            entry["error_trace"] = out.get("error_trace")
+            if out.get("metadata", {}).get("state"):
+                entry["state"] = _state(out["metadata"])
+        tasks[key] = entry
+    return {"run_id": run.get("run_id"), "job_id": run.get("job_id"), "run_page_url": run.get("run_page_url"),
+            "state": _state(run), "task_count": len(tasks), "tasks": tasks}
+
+
+def _failure(run, result, note=""):
+    state = _state(run)
+    failed = []
+    for key, t in (result.get("tasks") or {}).items():
+        ts = t.get("state") or {}
+        if ts.get("result_state") in SUCCESS or ts.get("result_state") in ("EXCLUDED", None) and not t.get("error"):
+            continue
+        failed.append({"task_key": key, "result_state": ts.get("result_state"),
+                       "error": t.get("error") or ts.get("state_message") or None,
+                       "run_page_url": t.get("run_page_url")})
+    outcome = state["result_state"] or state["life_cycle_state"]
+    lines = "; ".join(f"{f['task_key']} {f['result_state']}: {str(f['error']).rstrip('.')}" if f["error"] else
+                      f"{f['task_key']} {f['result_state']}" for f in failed)
+    message = f"Run {run.get('run_id')} ended {outcome}"
+    if state.get("state_message"):
+        message += f" ({state['state_message']})"
+    if lines:
+        message += f". Failed tasks: {lines}"
+    message += f". Run page: {run.get('run_page_url')}{note}"
+    return ConnectorError("operation_failed", message, hint="Open the run page for the full logs; fix the task and "
+                          "use Repair Run to re-run only what failed.",
+                          details={"run_id": run.get("run_id"), "run_page_url": run.get("run_page_url"),
+                                   "state": state, "failed_tasks": failed, "result": result})
+
+
+def _wait(session, run_id, inputs, *, repair_id=None):
+    """Wait for a run (or its repair) to end; return (run, result). A run that does not succeed
+    raises operation_failed; on timeout the run is cancelled when Cancel on Timeout is set."""
+    params = {"run_id": run_id}
+    if repair_id is not None:
+        params["include_history"] = True
+
+    def ours(run):
+        # After a repair, the run must show that repair before its end state counts.
+        if repair_id is None or run.get("next_page_token"):
+            return True
+        return any(h.get("id") == repair_id for h in run.get("repair_history") or [])
+
+    def poll():
+        run = session.get(f"{API}/runs/get", params)
+        s = run.get("state") or {}
+        state = s.get("life_cycle_state") or "UNKNOWN"
+        if s.get("result_state"):
+            state = f"{state}/{s['result_state']}"
+        return _terminal(run) and ours(run), run, state
+
+    def on_timeout():
+        if not inputs.get("cancel_on_timeout", True):
+            return f"Run {run_id} is still running (not cancelled)."
+        session.post(f"{API}/runs/cancel", {"run_id": run_id}, idempotent=True)
+        return f"Cancelled run {run_id}."
+
+    what = f"run {run_id}" if repair_id is None else f"repair {repair_id} of run {run_id}"
+    session.wait(poll, what=what, timeout=inputs["timeout_seconds"],
+                 interval=inputs["poll_interval_seconds"], on_timeout=on_timeout)
+    run = _fetch_run(session, run_id)
+    result = _outputs(session, run)
+    if not _succeeded(run):
+        raise _failure(run, result)
+    return run, result
+
+
+def _started(session, run_id, inputs, extra, repair_id=None):
+    """Output for a run that was just started (run-now, submit, repair): waited or not."""
+    if inputs.get("wait_for_completion"):
+        run, result = _wait(session, run_id, inputs, repair_id=repair_id)
+        out = {"run_id": run_id, **extra, "run_page_url": run.get("run_page_url"), "state": _state(run),
+               "result": result, "run": run}
+        if run.get("number_in_job") is not None:
+            out.setdefault("number_in_job", run.get("number_in_job"))
+        return out
+    run = session.get(f"{API}/runs/get", {"run_id": run_id})
+    out = {"run_id": run_id, **extra, "run_page_url": run.get("run_page_url"), "state": _state(run)}
+    if run.get("number_in_job") is not None:
+        out.setdefault("number_in_job", run.get("number_in_job"))
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+def _job_id_by_name(session, name):
+    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100, "name": name})
+    exact = [j for j in jobs if ((j.get("settings") or {}).get("name") or "").lower() == name.lower()]
+    if not exact:
+        raise ConnectorError("not_found", f"No job is named {name!r} (0 matches).",
+                             hint="Check the name (matched exactly, ignoring case) or give the Job ID.",
+                             details={"job_name": name, "matches": 0})
+    if len(exact) > 1:
+        ids = [j["job_id"] for j in exact]
+        raise ConnectorError("invalid_input", f"{len(exact)} jobs are named {name!r} (job ids {ids}); "
+                             "give the Job ID instead.", hint="Job names are not unique; use the Job ID.",
+                             details={"job_name": name, "matches": len(exact), "job_ids": ids})
+    return exact[0]["job_id"]
+
+
+def _legacy_params(inputs, body):
+    for k in LEGACY_LISTS + LEGACY_MAPS:
+        if inputs.get(k) is not None:
+            body[k] = inputs[k]
+    if inputs.get("pipeline_full_refresh") is not None:
+        body["pipeline_params"] = {"full_refresh": inputs["pipeline_full_refresh"]}
+
+
+def run_job_now(session, inputs):
+    if inputs.get("notebook_params") and inputs.get("jar_params"):
+        raise InputError([{"key": "jar_params", "label": "JAR Parameters",
+                           "reason": "cannot be combined with Notebook Parameters"}])
+    job_id = inputs.get("job_id")
+    if job_id is None:
+        job_id = _job_id_by_name(session, inputs["job_name"])
+    token = inputs.get("idempotency_token") or str(uuid.uuid4())
+    body = {"job_id": job_id, "idempotency_token": token}
+    if inputs.get("job_parameters"):
+        body["job_parameters"] = inputs["job_parameters"]
+    _legacy_params(inputs, body)
+    if inputs.get("only"):
+        body["only"] = list(inputs["only"])
+    if inputs.get("queue_enabled") is not None:
+        body["queue"] = {"enabled": inputs["queue_enabled"]}
+    started = session.post(f"{API}/run-now", body, idempotent=True)
+    run_id = started["run_id"]
+    return _started(session, run_id, inputs, {"job_id": job_id, "number_in_job": started.get("number_in_job"),
+                                               "idempotency_token": token})
+
+
+def submit_run(session, inputs):
+    body = dict(inputs.get("settings") or {})
+    if inputs.get("run_name"):
+        body["run_name"] = inputs["run_name"]
+    if inputs.get("tasks"):
+        body["tasks"] = inputs["tasks"]
+    if not body.get("tasks"):
+        raise InputError([{"key": "tasks", "label": "Tasks", "reason": "is required (here or in Settings)"}])
+    token = inputs.get("idempotency_token") or body.get("idempotency_token") or str(uuid.uuid4())
+    body["idempotency_token"] = token
+    started = session.post(f"{API}/runs/submit", body, idempotent=True)
+    return _started(session, started["run_id"], inputs, {"idempotency_token": token})
+
+
+def get_run(session, inputs):
+    return _fetch_run(session, inputs["run_id"], include_history=inputs.get("include_history") or None,
+                      include_resolved_values=inputs.get("include_resolved_values") or None)
+
+
+def get_run_output(session, inputs):
+    run = _fetch_run(session, inputs["run_id"])
+    return _outputs(session, run)
+
+
+def list_runs(session, inputs):
+    if inputs.get("active_only") and inputs.get("completed_only"):
+        raise InputError([{"key": "completed_only", "label": "Completed Only",
+                           "reason": "cannot be combined with Active Only"}])
+    params = {"limit": 25}
+    for k in ("job_id", "run_type", "start_time_from", "start_time_to"):
+        if inputs.get(k) is not None:
+            params[k] = inputs[k]
+    for k in ("active_only", "completed_only", "expand_tasks"):
+        if inputs.get(k):
+            params[k] = True
+    runs, truncated = session.paginate(f"{API}/runs/list", items="runs", params=params,
+                                       max_items=inputs.get("max_items"))
+    return {"runs": runs, "count": len(runs), "truncated": truncated}
+
+
+def cancel_run(session, inputs):
+    session.post(f"{API}/runs/cancel", {"run_id": inputs["run_id"]}, idempotent=True)
+    return {"run_id": inputs["run_id"], "cancel_requested": True}
+
+
+def cancel_all_runs(session, inputs):
+    if inputs.get("job_id") is None and not inputs.get("all_queued_runs"):
+        raise InputError([{"key": "job_id", "label": "Job ID", "reason": "or All Queued Runs is required"}])
+    body = {}
+    if inputs.get("job_id") is not None:
+        body["job_id"] = inputs["job_id"]
+    if inputs.get("all_queued_runs"):
+        body["all_queued_runs"] = True
+    session.post(f"{API}/runs/cancel-all", body, idempotent=True)
+    return {**body, "cancel_requested": True}
+
+
+def repair_run(session, inputs):
+    run_id = inputs["run_id"]
+    run = _fetch_run(session, run_id, include_history=True)
+    body = {"run_id": run_id}
+    if inputs.get("rerun_tasks"):
+        body["rerun_tasks"] = list(inputs["rerun_tasks"])
+    else:
+        body["rerun_all_failed_tasks"] = True
+    if inputs.get("rerun_dependent_tasks"):
+        body["rerun_dependent_tasks"] = True
+    latest = inputs.get("latest_repair_id")
+    if latest is None:
+        repairs = [h for h in run.get("repair_history") or [] if h.get("type") == "REPAIR" and h.get("id") is not None]
+        if repairs:
+            latest = max(repairs, key=lambda h: (h.get("start_time") or 0, h["id"]))["id"]
+    if latest is not None:
+        body["latest_repair_id"] = latest
+    # Re-send the run's own parameters so a repair never falls back to the job's defaults.
+    if inputs.get("job_parameters") is not None:
+        body["job_parameters"] = inputs["job_parameters"]
+    else:
+        params = {p["name"]: p.get("value", p.get("default")) for p in run.get("job_parameters") or []
+                  if p.get("name") is not None and (p.get("value", p.get("default")) is not None)}
+        if params:
+            body["job_parameters"] = {k: v if isinstance(v, str) else str(v) for k, v in params.items()}
+    overriding = run.get("overriding_parameters") or {}
+    for k in LEGACY_LISTS + LEGACY_MAPS + ("pipeline_params", "dbt_commands"):
+        if overriding.get(k) is not None:
+            body[k] = overriding[k]
+    _legacy_params(inputs, body)
+    repaired = session.post(f"{API}/runs/repair", body)
+    extra = {"repair_id": repaired.get("repair_id"), "latest_repair_id": latest,
+             "job_parameters": body.get("job_parameters")}
+    return _started(session, run_id, inputs, extra, repair_id=repaired.get("repair_id"))
+
+
+def delete_run(session, inputs):
+    session.post(f"{API}/runs/delete", {"run_id": inputs["run_id"]})
+    return {"run_id": inputs["run_id"], "deleted": True}
+
+
+def export_run(session, inputs):
+    out = session.get(f"{API}/runs/export", {"run_id": inputs["run_id"],
+                                             "views_to_export": inputs.get("views_to_export") or "CODE"})
+    views = out.get("views") or []
+    return {"run_id": inputs["run_id"], "views": views, "count": len(views)}
