@@ -106,21 +106,27 @@ def resolve(doc) -> dict:
     return out
 
 
-def _cache_file(path: Path, stat) -> Path:
+def _cache_files(path: Path, stat) -> list[Path]:
+    """Where the resolved manifest is cached: the user's cache directory, else the temp directory
+    (a read-only home, as on serverless functions, must not cost a full load on every run)."""
     from . import __version__
 
     tag = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{__version__}|{sys.version_info[:2]}".encode()).hexdigest()[:16]
-    base = os.environ.get("DATABRICKS_CONNECTOR_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "databricks-connector")
-    return Path(base) / f"manifest-{tag}.json"
+    name = f"manifest-{tag}.json"
+    explicit = os.environ.get("DATABRICKS_CONNECTOR_CACHE")
+    if explicit:
+        return [Path(explicit) / name]
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return [Path(home) / "databricks-connector" / name,
+            Path(tempfile.gettempdir()) / f"databricks-connector-{os.getuid() if hasattr(os, 'getuid') else 'user'}" / name]
 
 
 def load(path: Path | None = None, *, use_cache: bool = True) -> dict:
     """The resolved, checked manifest."""
     path = Path(path) if path else manifest_path()
     stat = path.stat()
-    cache = _cache_file(path, stat) if use_cache else None
-    if cache is not None:
+    caches = _cache_files(path, stat) if use_cache else []
+    for cache in caches:
         try:
             return json.loads(cache.read_text())
         except (OSError, ValueError):
@@ -136,12 +142,14 @@ def load(path: Path | None = None, *, use_cache: bool = True) -> dict:
     if problems:
         raise ManifestError(problems)
     resolved = resolve(doc)
-    if cache is not None:
-        _write_atomic(cache, json.dumps(resolved))
+    text = json.dumps(resolved)
+    for cache in caches:
+        if _write_atomic(cache, text):
+            break
     return resolved
 
 
-def _write_atomic(target: Path, text: str) -> None:
+def _write_atomic(target: Path, text: str) -> bool:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         for stale in target.parent.glob("manifest-*.json"):   # caches of earlier versions of the file
@@ -150,5 +158,6 @@ def _write_atomic(target: Path, text: str) -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, target)
+        return True
     except OSError:
-        pass  # a read-only home directory only costs speed
+        return False  # not writable here: the caller tries the next place

@@ -59,12 +59,22 @@ class Connector:
     # -- running ---------------------------------------------------------------------------
     def session(self, connection, **options):
         """The shared session of a connection, created on first use."""
+        import json
+
+        opts = {**self.session_options, **options}
+        # The connection document itself is the cache key, so a warm call does not rebuild and
+        # re-check the connection (host normalisation, auth objects) every time.
+        if hasattr(connection, "fingerprint"):
+            key = (connection.fingerprint, tuple(sorted(opts.items())))
+        else:
+            key = (json.dumps(connection, sort_keys=True, default=str), tuple(sorted(opts.items())))
+        shared = _SESSIONS.get(key)
+        if shared is not None:
+            return shared
         from .connections import build
         from .session import SharedSession
 
         conn = connection if hasattr(connection, "fingerprint") else build(connection)
-        opts = {**self.session_options, **options}
-        key = (conn.fingerprint, tuple(sorted(opts.items())))
         with _SESSIONS_LOCK:
             shared = _SESSIONS.get(key)
             if shared is None:

@@ -187,3 +187,19 @@ def test_manifest_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     assert M.load(p) == first
     p.write_text(p.read_text().replace("label: Get Cluster\n", "label: Get Cluster Now\n"))
     assert any(a["label"] == "Get Cluster Now" for a in M.load(p)["actions"])
+
+
+def test_manifest_cache_falls_back_to_the_temp_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.delenv("DATABRICKS_CONNECTOR_CACHE", raising=False)
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")                      # the user's cache directory cannot be created
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    p = tmp_path / "connector.yaml"
+    p.write_text((ROOT / "connector.yaml").read_text())
+    first = M.load(p)
+    assert list((tmp_path / "tmp").glob("databricks-connector-*/manifest-*.json"))
+    assert M.load(p) == first
