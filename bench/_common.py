@@ -54,22 +54,7 @@ def child_env(pythonpath: str | None, cache_dir: str | None = None) -> dict:
 
 # --------------------------------------------------------------------------- the emulator process
 
-# The emulator's handler writes a response's headers and its body in two send() calls. With
-# Nagle's algorithm on, the body waits for the ACK of the headers, which the client delays by
-# ~40 ms on Linux loopback: every keep-alive call then takes ~44 ms whoever the client is, which
-# hides every client-side difference in wall time and makes the run last minutes. The harness
-# sets the standard ``disable_nagle_algorithm`` (TCP_NODELAY) on the handler before serving,
-# unless the emulator already does; nothing else changes. (Suggested fix in emulator/server.py.)
-_EMULATOR_HARNESS = """\
-import json, sys
-from databricks_connector.emulator import server, __main__ as m
-patched = not getattr(server._Handler, "disable_nagle_algorithm", False)
-server._Handler.disable_nagle_algorithm = True
-_info = server.Emulator.info
-server.Emulator.info = lambda self: dict(_info(self), _bench_nodelay_patched=patched)
-sys.exit(m.main(sys.argv[1:]))
-"""
-_EMULATOR_PLAIN = """\
+_EMULATOR = """\
 import sys
 from databricks_connector.emulator import __main__ as m
 sys.exit(m.main(sys.argv[1:]))
@@ -80,8 +65,8 @@ class EmulatorProcess:
     """The emulator (``databricks_connector.emulator`` main, --port 0) in its own process, so its
     CPU is never counted as the client's."""
 
-    def __init__(self, python: str, env: dict, *settings: str, nodelay: bool = True):
-        cmd = [python, "-c", _EMULATOR_HARNESS if nodelay else _EMULATOR_PLAIN, "--port", "0"]
+    def __init__(self, python: str, env: dict, *settings: str):
+        cmd = [python, "-c", _EMULATOR, "--port", "0"]
         for s in settings:
             cmd += ["--set", s]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -93,7 +78,6 @@ class EmulatorProcess:
         self.url = self.info["url"]
         self.pat = self.info["pat"]
         self.pid = self.proc.pid
-        self.nodelay_patched = bool(self.info.pop("_bench_nodelay_patched", False))
         atexit.register(self.stop)
 
     def stop(self) -> None:

@@ -112,8 +112,6 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", choices=["cold", "warm", "oauth", "wait", "sql"],
                     help="run only these sections (repeatable)")
     ap.add_argument("--profile", action="store_true", help="print the profiles even when every target passes")
-    ap.add_argument("--emulator-as-is", action="store_true",
-                    help="do not set TCP_NODELAY on the emulator (every call then waits ~40 ms for a delayed ACK)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     ap.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
     ap.add_argument("--rounds", type=int, help="cold-start rounds per variant (15; 5 with --quick)")
@@ -140,11 +138,10 @@ def main(argv=None) -> int:
 
     say(f"requests {ver('requests')}, databricks-sdk {ver('databricks-sdk')}"
         + ("" if ctx.sdk_ok else f" (not measured: {ctx.sdk_why})"))
-    ctx.emu = EmulatorProcess(ctx.python, ctx.env(), "cluster_start_seconds=0.2", nodelay=not args.emulator_as_is)
+    ctx.emu = EmulatorProcess(ctx.python, ctx.env(), "cluster_start_seconds=0.2")
     ctx.cluster_id = ctx.emu.create_cluster("bench")
     ctx.emu.wait_running(ctx.cluster_id)
-    say(f"emulator {ctx.emu.url} in process {ctx.emu.pid}; cluster {ctx.cluster_id} RUNNING"
-        + ("; TCP_NODELAY set by the bench harness (see bench/_common.py)" if ctx.emu.nodelay_patched else ""))
+    say(f"emulator {ctx.emu.url} in process {ctx.emu.pid}; cluster {ctx.cluster_id} RUNNING")
 
     import cold
     import wait
