@@ -92,33 +92,47 @@ def select_spark_version(session, inputs):
 
 # --------------------------------------------------------------------------- create / edit / resize
 
-def _spec(inputs, *, with_size_required: bool = True) -> dict:
+def _size(inputs, given: dict) -> tuple[dict, list]:
+    """The size part of a body (num_workers or autoscale) and every problem of the combination.
+    ``given`` is what the body already holds (from Additional Settings), which also counts."""
+    n = inputs.get("num_workers")
+    a_min, a_max = inputs.get("autoscale_min_workers"), inputs.get("autoscale_max_workers")
+    if a_min is None and a_max is None:
+        if n is not None:
+            return {"num_workers": n}, []
+        if given.get("num_workers") is not None or given.get("autoscale"):
+            return {}, []
+        return {}, [{"key": "num_workers", "label": _LABELS["num_workers"],
+                     "reason": "or Autoscale Min/Max Workers is required"}]
+    problems = []
+    if n is not None:
+        problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
+                         "reason": "cannot be combined with Autoscale Min/Max Workers; give one or the other"})
+    if a_min is None or a_max is None:
+        missing = "autoscale_min_workers" if a_min is None else "autoscale_max_workers"
+        problems.append({"key": missing, "label": _LABELS[missing],
+                         "reason": "is required when the other autoscale bound is given"})
+    elif a_max <= a_min:
+        problems.append({"key": "autoscale_max_workers", "label": _LABELS["autoscale_max_workers"],
+                         "reason": f"must be greater than Autoscale Min Workers ({a_min}); got {a_max}"})
+    return {"autoscale": {"min_workers": a_min, "max_workers": a_max}}, problems
+
+
+def _spec(inputs) -> dict:
     """The create/edit body from the inputs; every bad combination reported at once."""
     body = dict(inputs.get("additional_settings") or {})
     for key in SPEC_INPUTS:
-        if inputs.get(key) is not None:
+        if key != "num_workers" and inputs.get(key) is not None:
             body[key] = inputs[key]
+    size, size_problems = _size(inputs, body)
+    if "autoscale" in size:
+        body.pop("num_workers", None)
+    body.update(size)
     problems = []
-    a_min, a_max = inputs.get("autoscale_min_workers"), inputs.get("autoscale_max_workers")
-    if a_min is not None or a_max is not None:
-        if a_min is None or a_max is None:
-            missing = "autoscale_min_workers" if a_min is None else "autoscale_max_workers"
-            problems.append({"key": missing, "label": _LABELS[missing],
-                             "reason": "is required when the other autoscale bound is given"})
-        elif a_max <= a_min:
-            problems.append({"key": "autoscale_max_workers", "label": _LABELS["autoscale_max_workers"],
-                             "reason": f"must be greater than Autoscale Min Workers ({a_min}); got {a_max}"})
-        if inputs.get("num_workers") is not None:
-            problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
-                             "reason": "cannot be combined with Autoscale Min/Max Workers; give one or the other"})
-        if a_min is not None and a_max is not None:
-            body["autoscale"] = {"min_workers": a_min, "max_workers": a_max}
-            body.pop("num_workers", None)
     if not body.get("spark_version"):
         problems.append({"key": "spark_version", "label": _LABELS["spark_version"], "reason": "is required"})
-    if with_size_required and body.get("num_workers") is None and not body.get("autoscale") and not problems:
-        problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
-                         "reason": "or Autoscale Min/Max Workers is required"})
+    # "a size is required" only when nothing else is wrong, so the first fix is the obvious one
+    problems += [p for p in size_problems if not (problems and p["reason"].startswith("or "))]
     at = body.get("autotermination_minutes")
     if isinstance(at, int) and 1 <= at <= 9:
         problems.append({"key": "autotermination_minutes", "label": _LABELS["autotermination_minutes"],
@@ -156,29 +170,10 @@ def edit_cluster(session, inputs):
 
 
 def resize_cluster(session, inputs):
-    n = inputs.get("num_workers")
-    a_min, a_max = inputs.get("autoscale_min_workers"), inputs.get("autoscale_max_workers")
-    problems = []
-    body = {"cluster_id": inputs["cluster_id"]}
-    if a_min is not None or a_max is not None:
-        if n is not None:
-            problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
-                             "reason": "cannot be combined with Autoscale Min/Max Workers; give one or the other"})
-        if a_min is None or a_max is None:
-            missing = "autoscale_min_workers" if a_min is None else "autoscale_max_workers"
-            problems.append({"key": missing, "label": _LABELS[missing],
-                             "reason": "is required when the other autoscale bound is given"})
-        elif a_max <= a_min:
-            problems.append({"key": "autoscale_max_workers", "label": _LABELS["autoscale_max_workers"],
-                             "reason": f"must be greater than Autoscale Min Workers ({a_min}); got {a_max}"})
-        body["autoscale"] = {"min_workers": a_min, "max_workers": a_max}
-    elif n is None:
-        problems.append({"key": "num_workers", "label": _LABELS["num_workers"],
-                         "reason": "or Autoscale Min/Max Workers is required"})
-    else:
-        body["num_workers"] = n
+    size, problems = _size(inputs, {})
     if problems:
         raise InputError(problems)
+    body = {"cluster_id": inputs["cluster_id"], **size}
     session.post(f"{API}/resize", body)    # not re-sent: the cluster is RESIZING after the first one
     return _get(session, inputs["cluster_id"])
 
