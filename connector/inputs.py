@@ -110,7 +110,8 @@ def _plan(action: dict):
             if extra == {"additionalProperties"} and prop.get("additionalProperties") == {"type": "string"}:
                 extra = set()
                 prop = {**prop, "_values_are_strings": True}
-            if extra:
+            types = prop.get("type")
+            if extra or not all(t in _TYPES for t in (types if isinstance(types, list) else [types] if types else [])):
                 plan = False
                 break
             props.append((key, prop))
@@ -138,7 +139,7 @@ def _fast_valid(action: dict, values: dict) -> bool:
             continue
         v = values[key]
         t = prop.get("type")
-        if t is not None and not _TYPES[t](v):
+        if t is not None and not (any(_TYPES[x](v) for x in t) if isinstance(t, list) else _TYPES[t](v)):
             return False
         if "enum" in prop and not any(v == e and type(v) is type(e) or (isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(e, (int, float)) and not isinstance(e, bool) and v == e) for e in prop["enum"]):
             return False

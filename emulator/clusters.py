@@ -533,14 +533,29 @@ def list_clusters(req):
         if size < 0:
             raise invalid_parameter("page_size must be non-negative.")
         size = min(size, cap)
+        # A listing is paged over the order it had when its first page was read, so clusters
+        # that change state between pages are neither repeated nor skipped.
+        snapshots = st.area("cluster_list_snapshots")
         token = req.q("page_token")
-        offset = decode_page_token(token, "clusters") if token else 0
+        if token:
+            snap, _, rest = token.partition(".")
+            offset = decode_page_token(rest, "clusters")
+            ids = snapshots.get(snap)
+            if ids is None:
+                raise invalid_parameter(f"Invalid page token: {token}")
+            items = [st.clusters[i] for i in ids if i in st.clusters]
+        else:
+            offset = 0
+            snap = f"s{next(_SEQ)}"
+            snapshots[snap] = [c.id for c in items]
+            while len(snapshots) > 200:
+                snapshots.pop(next(iter(snapshots)))
         page = items[offset:offset + size]
         out: Dict[str, Any] = {"clusters": [_public(c, with_spec=False) for c in page]}
         if offset + size < len(items):
-            out["next_page_token"] = encode_page_token(offset + size, "clusters")
+            out["next_page_token"] = f"{snap}.{encode_page_token(offset + size, 'clusters')}"
         if offset > 0:
-            out["prev_page_token"] = encode_page_token(max(0, offset - size), "clusters")
+            out["prev_page_token"] = f"{snap}.{encode_page_token(max(0, offset - size), 'clusters')}"
         return out
 
 

@@ -34,9 +34,8 @@ def _cfg(state, name: str, default: float) -> float:
 
 
 def sql_engine(state):
-    """The workspace's one SqlEngine, shared by commands, statements and jobs."""
-    from .sqlengine import SqlEngine
-    return state.area("sql_engine", SqlEngine)
+    from .sqlengine import engine_for
+    return engine_for(state)
 
 
 class Error12(HttpError):

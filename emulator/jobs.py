@@ -1004,9 +1004,8 @@ def _run_sql(st, run: dict, t: dict) -> dict:
 
 
 def _sql_engine(st):
-    """The workspace's one SqlEngine, shared with commands and statements."""
-    from .sqlengine import SqlEngine
-    return st.area("sql_engine", SqlEngine)
+    from .sqlengine import engine_for
+    return engine_for(st)
 
 
 def _take_preset(store: JobsStore, run: dict, key: str) -> Optional[dict]:

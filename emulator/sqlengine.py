@@ -2169,3 +2169,8 @@ def _map_error(e: sqlite3.Error, ctx: _Ctx, reason) -> SqlError:
     if "database is locked" in msg:
         return SqlError("CONCURRENT_WRITE", msg, "40000", "ABORTED")
     return SqlError("INTERNAL_ERROR", msg, "XX000", "INTERNAL_ERROR")
+
+
+def engine_for(state) -> "SqlEngine":
+    """The workspace's one SqlEngine, shared by 1.2 commands, SQL statements and jobs' tasks."""
+    return state.area("sql_engine", SqlEngine)

@@ -18,6 +18,7 @@ ACTION = {
         {"key": "lang", "label": "Language", "type": "string", "default": "python", "choices": ["python", "sql"]},
         {"key": "code", "label": "Code", "type": "text"},
         {"key": "a", "label": "A", "type": "integer"},
+        {"key": "either", "label": "Either", "type": "json", "schema": {"type": ["array", "object"]}},
         {"key": "b", "label": "B", "type": "integer"},
     ],
     "rules": [{"exclusive": ["a", "b"]}],
@@ -61,6 +62,14 @@ def test_every_bad_input_is_named_at_once():
     assert "must be one of python, sql" in msg
     assert "is required" in msg
     assert "not valid JSON" in msg
+
+
+def test_schema_fragments_with_a_list_of_types():
+    assert resolve(ACTION, {"name": "x", "either": "[1]"})["either"] == [1]
+    assert resolve(ACTION, {"name": "x", "either": '{"a": 1}'})["either"] == {"a": 1}
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"name": "x", "either": "3"})
+    assert exc.value.problems[0]["key"] == "either"
 
 
 def test_minimum_and_types_after_coercion():
