@@ -32,8 +32,8 @@ def _tour(emu):
          lambda out: {"name": "demo-job", "parameters": [{"name": "city", "default": "Amsterdam"}], "tasks": [
              {"task_key": "greet", "existing_cluster_id": out["create_cluster"]["cluster_id"],
               "spark_python_task": {"python_file": "/Workspace/demo/greet.py",
-                                    "python_code": "import sys\nprint('hello', sys.argv[1:])"},
-              "parameters": ["{{job.parameters.city}}"]},
+                                    "python_code": "import sys\nprint('hello', *sys.argv[1:])",
+                                    "parameters": ["{{job.parameters.city}}"]}},
              *([{"task_key": "count", "depends_on": [{"task_key": "greet"}],
                  "sql_task": {"warehouse_id": out["_warehouse"],
                               "query": {"query_text": "SELECT count(*) AS trips FROM samples.nyctaxi.trips"}}}]
@@ -80,8 +80,8 @@ def run_demo(fast: bool = False, out=None) -> int:
             outputs[name] = result
             out.write(f"\n## {title}\n$ databricks-connector {'pick ' + name[5:] if name.startswith('pick:') else 'run ' + name}\n")
             text = json.dumps(result, indent=2, default=str)
-            if len(text) > 1500:
-                text = text[:1500] + f"\n... ({len(text) - 1500} more characters)"
+            if len(text) > 3000:
+                text = text[:3000] + f"\n... ({len(text) - 3000} more characters)"
             out.write(text + "\n")
             out.flush()
     return 1 if failures else 0
