@@ -83,10 +83,6 @@ def raw_request(session, inputs):
     response = session.response(method, url, params=inputs.get("query_params") or None, json=body_json,
                                 data=body_data, files=files, headers=inputs.get("headers") or None,
                                 idempotent=True if retries > 0 else None, policy=policy, **deadline_kw)
-    if 300 <= response.status_code < 400:
-        raise ConnectorError("bad_request", f"The API answered {response.status_code} redirecting to "
-                             f"{response.headers.get('Location', '?')}; redirects are not followed so credentials stay on the workspace host",
-                             status=response.status_code)
     kind = inputs.get("response_type", "json")
     if kind == "binary":
         return {"status": response.status_code, "content_type": response.headers.get("Content-Type", ""),

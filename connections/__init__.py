@@ -33,6 +33,9 @@ class Connection:
 def connection_type(fields: dict) -> str:
     kind = fields.get("type") or ("service_principal" if fields.get("client_id") or fields.get("token_url")
                                   else "personal_access_token")
+    if not isinstance(kind, str):
+        raise ConnectorError("configuration", f"The connection's type must be text, not {type(kind).__name__}",
+                             hint=f"Use one of: {', '.join(MODULES)}.")
     kind = ALIASES.get(kind, kind)
     if kind not in MODULES:
         raise ConnectorError("configuration", f"Unknown connection type {kind!r}",

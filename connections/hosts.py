@@ -35,7 +35,9 @@ def is_loopback(hostname: str) -> bool:
 
 def split_url(value: str, field: str = "Host"):
     """Parse and check scheme, userinfo, characters and port; return (scheme, hostname, port, parts)."""
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise _bad(field, f"must be text, not {type(value).__name__}", "Enter the host name as text.")
+    if not value or not value.strip():
         raise _bad(field, "is empty", "Enter your workspace host, for example dbc-1234567890123456.cloud.databricks.com.")
     text = value.strip()
     if any(ord(c) < 33 or ord(c) > 126 for c in text):
@@ -61,6 +63,9 @@ def split_url(value: str, field: str = "Host"):
                    "Databricks workspaces are served over https; http is accepted only for a local emulator on 127.0.0.1.")
     if not loopback and not all(_LABEL.match(label) for label in hostname.split(".")):
         raise _bad(field, "is not a valid host name", "Use the workspace's domain name, for example adb-123.4.azuredatabricks.net.")
+    if not loopback and any(label.startswith("xn--") for label in hostname.split(".")):
+        raise _bad(field, "contains an internationalised (punycode xn--) label",
+                   "No Databricks host uses one: type the workspace's host name in plain ASCII (look-alike letters are refused).")
     return scheme, hostname, port, parts
 
 

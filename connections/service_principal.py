@@ -131,9 +131,16 @@ def build(fields: dict):
     missing = [label for label, v in (("Service Principal Client ID", client_id),
                                       ("Service Principal Client Secret", secret))
                if not isinstance(v, str) or not v.strip()]
+    # (a value that is not text counts as missing: it cannot be a client id or secret)
     if missing:
         raise ConnectorError("configuration", f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} empty",
                              hint="Generate an OAuth secret for the service principal in the account console.")
     scopes = fields.get("scopes") or "all-apis"
-    scope_list = scopes.replace(",", " ").split() if isinstance(scopes, str) else list(scopes)
+    if isinstance(scopes, str):
+        scope_list = scopes.replace(",", " ").split()
+    elif isinstance(scopes, list) and all(isinstance(s, str) for s in scopes):
+        scope_list = scopes
+    else:
+        raise ConnectorError("configuration", f"Scopes must be text such as all-apis, not {type(scopes).__name__}",
+                             hint="Leave Scopes at its default, all-apis, unless your administrator gave you others.")
     return host, ClientCredentials(token_url, client_id.strip(), secret.strip(), scope_list), account_id

@@ -141,10 +141,21 @@ def cmd_demo(args) -> int:
     return run_demo(fast=args.fast)
 
 
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is a JSON error on stdout like every other failure."""
+
+    def error(self, message):
+        raise _UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="databricks-connector", description="Databricks connector: run actions, "
+    p = _Parser(prog="databricks-connector", description="Databricks connector: run actions, "
                                 "print the spec, generate docs, serve a local workspace emulator.")
     p.add_argument("--version", action="version", version=f"databricks-connector {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -183,7 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        sys.stderr.write(parser.format_usage())
+        _print({"error": ConnectorError("invalid_input", f"databricks-connector: {exc}",
+                                        hint="Run `databricks-connector --help` for the commands and options.").to_dict()})
+        return 2
     try:
         return args.func(args)
     except ConnectorError as err:

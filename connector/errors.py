@@ -24,6 +24,9 @@ HINTS = {
 }
 
 
+MAX_MESSAGE = 1000  # an API error that echoes a huge input must not become a huge message
+
+
 class ConnectorError(Exception):
     """One classified failure. ``str()`` is the message; nothing secret is ever put in it."""
 
@@ -38,6 +41,11 @@ class ConnectorError(Exception):
         self.error_code = error_code
         self.details = details
         self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        # ``message`` may be redacted after construction (a secret the server echoed back), so
+        # str(), tracebacks and logging always show the current, redacted text
+        return self.message
 
     def to_dict(self) -> dict:
         out = {"type": self.type, "message": self.message, "hint": self.hint,
@@ -147,6 +155,9 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
                 message = first
     if not message:
         message = reason or f"HTTP {status}"
+    message = str(message)
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + f"... ({len(message) - MAX_MESSAGE} more characters)"
     if isinstance(error_code, str) and error_code.isdigit():
         error_code = int(error_code)
     kind = classify(status, error_code, message)

@@ -215,6 +215,8 @@ def _coerce(value, inp: dict):
                 raise _Bad(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if kind == "key_value":
         return _key_value(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise _Bad("must be a finite number")
     if kind == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -253,6 +255,9 @@ def _key_value(value):
 
 def resolve(action: dict, raw: dict | None) -> dict:
     """Defaults, coercion and validation. Raises one InputError naming every bad input."""
+    if raw is not None and not isinstance(raw, dict):
+        raise InputError([{"key": "(inputs)", "label": "Inputs",
+                           "reason": f"must be a JSON object of input keys to values, not {type(raw).__name__}"}])
     raw = dict(raw or {})
     by_key = {i["key"]: i for i in data_inputs(action)}
     problems: list[dict] = []

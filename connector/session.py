@@ -79,13 +79,21 @@ def _not_sent(exc: Exception) -> bool:
     from urllib3.exceptions import NewConnectionError
 
     seen = set()
-    cur = exc
-    while cur is not None and id(cur) not in seen:
+    todo = [exc]
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
         seen.add(id(cur))
         if isinstance(cur, NewConnectionError):
             return True
-        cur = getattr(cur, "reason", None) or (cur.args[0] if getattr(cur, "args", None) and isinstance(cur.args[0], BaseException) else None) or cur.__cause__ or cur.__context__
+        todo += [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *getattr(cur, "args", ())]
     return False
+
+
+def _no_auth(request):
+    """Explicitly no credentials: stops requests from filling in ~/.netrc ones."""
+    return request
 
 
 class SharedSession:
@@ -158,7 +166,7 @@ class SharedSession:
                 try:
                     response = http.request(method, url, params=params, json=json, data=data, files=files,
                                             headers=headers, timeout=timeout, allow_redirects=allow_redirects,
-                                            auth=(self.connection.auth if auth else None), stream=stream)
+                                            auth=(self.connection.auth if auth else _no_auth), stream=stream)
                 except ConnectorError:
                     raise                                  # e.g. the OAuth token could not be fetched
                 except requests.exceptions.RequestException as exc:
@@ -285,10 +293,18 @@ class ActionSession:
         return d
 
     def response(self, method: str, path: str, *, deadline: float | None = None, **kw) -> requests.Response:
-        """The raw response of a successful request; a classified error otherwise."""
+        """The raw response of a successful request; a classified error otherwise. Redirects are
+        never followed, so credentials stay on the workspace host; one is an error."""
         response = self.shared.exchange(method, self.url(path), deadline=self._deadline(deadline), debug=self.debug, **kw)
         if response.status_code >= 400:
             raise self.error(response)
+        if 300 <= response.status_code < 400:
+            location = self.shared.redactor.text(response.headers.get("Location", "(no Location)"))
+            raise ConnectorError("configuration", f"HTTP {response.status_code}: the workspace redirected {method} "
+                                 f"{self.shared._short(self.url(path))} to {location[:300]}; redirects are not followed so "
+                                 "credentials stay on the workspace host", status=response.status_code,
+                                 hint="Check the Host: use the workspace URL itself. A redirect to a login or "
+                                      "private-link page means the host or the network path is wrong.")
         return response
 
     def error(self, response) -> ConnectorError:
@@ -344,8 +360,22 @@ class ActionSession:
 
     def wait(self, poll, *, what: str, timeout: float, interval: float = 2.0, max_interval: float | None = None,
              on_timeout=None):
-        return wait_for(poll, what=what, timeout=timeout, interval=interval, max_interval=max_interval,
-                        on_timeout=on_timeout, progress=self.progress)
+        """Poll until done. Every request a poll makes ends by the wait's own deadline (plus a short
+        grace for the last poll), so retries cannot carry a wait past its timeout; the action on
+        timeout (e.g. a cancel) gets the call's normal time."""
+        saved = self.deadline
+        end = time.monotonic() + max(0.0, timeout) + min(10.0, max(2.0, interval))
+        self.deadline = end if saved is None else min(saved, end)
+
+        def timed_out():
+            self.deadline = saved
+            return on_timeout() if on_timeout is not None else None
+
+        try:
+            return wait_for(poll, what=what, timeout=timeout, interval=interval, max_interval=max_interval,
+                            on_timeout=timed_out, progress=self.progress)
+        finally:
+            self.deadline = saved
 
     def progress(self, message: str) -> None:
         emit(f"[progress] {message}")

@@ -6,6 +6,8 @@ import time
 
 from .errors import ConnectorError
 
+TRANSIENT = frozenset({"timeout", "unavailable", "rate_limited", "network", "server_error"})
+
 
 def wait_for(poll, *, what: str, timeout: float, interval: float = 2.0, max_interval: float | None = None,
              on_timeout=None, progress=None, factor: float = 1.5):
@@ -17,7 +19,13 @@ def wait_for(poll, *, what: str, timeout: float, interval: float = 2.0, max_inte
     cap = max_interval or max(delay, 30.0)
     last_state = None
     while True:
-        done, value, state = poll()
+        try:
+            done, value, state = poll()
+        except ConnectorError as exc:
+            # A poll whose requests ran out of time (or kept failing) at the deadline: the wait timed out.
+            if exc.type not in TRANSIENT or time.monotonic() < deadline:
+                raise
+            done, value, state = False, None, f"{last_state or 'unknown'} (last check failed: {exc.message[:200]})"
         if done:
             return value
         now = time.monotonic()

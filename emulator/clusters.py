@@ -817,7 +817,8 @@ def events(req):
         evs = [e for e in evs if e["timestamp"] <= int(end_time)]
     if types:
         evs = [e for e in evs if e["type"] in types]
-    evs.sort(key=lambda e: e["timestamp"], reverse=(order == "DESC"))
+    # ties (events of the same millisecond) keep the order they happened in, reversed for DESC
+    evs = [e for _, e in sorted(enumerate(evs), key=lambda p: (p[1]["timestamp"], p[0]), reverse=(order == "DESC"))]
 
     token = body.get("page_token")
     if token:

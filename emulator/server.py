@@ -220,7 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "drop_after":
             return self._drop()
         if fault is not None and fault.kind == "malformed_json" and 200 <= status < 300:
-            text = json.dumps(body if body is not None else {})
+            text = (body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray))
+                    else body if isinstance(body, str) else json.dumps(body if body is not None else {}))
             cut = text[: max(1, len(text) // 2)] if len(text) > 2 else '{"'
             extra = {k: v for k, v in (extra or {}).items() if k.lower() != "content-type"}
             extra["Content-Type"] = "application/json"
