@@ -52,9 +52,14 @@ def wait_for_context(session, cluster_id, context_id, inputs) -> dict:
 # --------------------------------------------------------------------------- commands
 
 def run_command(session, inputs):
-    cluster_id, context_id = inputs["cluster_id"], inputs["context_id"]
+    """Run a command in a context. Without an Execution Context ID a context is created for the
+    command's language first (and returned in the output, so later steps can reuse it)."""
+    cluster_id, context_id = inputs["cluster_id"], inputs.get("context_id")
     waiting = inputs.get("wait_for_result")
-    if waiting:
+    if not context_id:
+        context_id = create_execution_context(session, {**inputs, "wait_for_state": False})["id"]
+        wait_for_context(session, cluster_id, context_id, inputs)
+    elif waiting:
         wait_for_context(session, cluster_id, context_id, inputs)
     body = {"clusterId": cluster_id, "contextId": context_id, "language": inputs.get("language", "python"),
             "command": inputs["command"]}
