@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 __all__ = [
     "ROUTES", "Route", "route", "Request", "HttpError", "ApiError", "LegacyError",
     "ScimError", "not_found", "invalid_state", "invalid_parameter", "encode_page_token",
-    "decode_page_token", "parse_bool",
+    "decode_page_token", "page_envelope", "parse_bool",
 ]
 
 
@@ -168,6 +168,18 @@ def parse_bool(value: Any, name: str = "value") -> bool:
 def encode_page_token(offset: int, kind: str = "p") -> str:
     raw = json.dumps({"k": kind, "o": int(offset)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def page_envelope(key: str, items: list, offset: int, limit: int, total: int) -> dict:
+    """The list answer of the jobs APIs: items (omitted when empty), has_more and page tokens."""
+    out: dict = {"has_more": offset + limit < total}
+    if items:
+        out[key] = items
+    if out["has_more"]:
+        out["next_page_token"] = encode_page_token(offset + limit, key)
+    if offset > 0:
+        out["prev_page_token"] = encode_page_token(max(0, offset - limit), key)
+    return out
 
 
 def decode_page_token(token: str, kind: str = "p") -> int:

@@ -52,7 +52,7 @@ import re
 import secrets
 from typing import Any, Dict, List, Optional
 
-from .api import (decode_page_token, encode_page_token, invalid_parameter, invalid_state,
+from .api import (decode_page_token, encode_page_token, page_envelope, invalid_parameter, invalid_state,
                   not_found, parse_bool, route)
 
 V = r"/api/(?P<version>2\.[012])/jobs"
@@ -439,14 +439,7 @@ def list_jobs(req):
                 for n in ("tasks", "job_clusters"):
                     s.pop(n, None)
             items.append(item)
-        out: dict = {"has_more": offset + limit < len(jobs)}
-        if items:
-            out["jobs"] = items
-        if out["has_more"]:
-            out["next_page_token"] = encode_page_token(offset + limit, "jobs")
-        if offset > 0:
-            out["prev_page_token"] = encode_page_token(max(0, offset - limit), "jobs")
-        return out
+        return page_envelope("jobs", items, offset, limit, len(jobs))
 
 
 def _merge_keyed(old: list, new: list, key: str) -> list:
@@ -1412,14 +1405,7 @@ def list_runs(req):
                 v["tasks"] = v["tasks"][: int(_cfg(st, "array_page_size"))]
                 v["has_more"] = True
             items.append(v)
-        out: dict = {"has_more": offset + limit < len(runs)}
-        if items:
-            out["runs"] = items
-        if out["has_more"]:
-            out["next_page_token"] = encode_page_token(offset + limit, "runs")
-        if offset > 0:
-            out["prev_page_token"] = encode_page_token(max(0, offset - limit), "runs")
-        return out
+        return page_envelope("runs", items, offset, limit, len(runs))
 
 
 def _cancel(st, run: dict, now: int) -> bool:
