@@ -1,7 +1,7 @@
 """The action runner: manifest entry -> resolved inputs -> handler(session, inputs) -> JSON.
 
-One ``SharedSession`` per connection (keyed by a digest of its fields) is kept for the life of
-the process and shared by every action and thread that uses that connection.
+One ``SharedSession`` per connection (keyed by the connection document and the session options)
+is kept for the life of the process and shared by every action and thread that uses it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def default() -> "Connector":
     if _DEFAULT is None:
         _DEFAULT = Connector()
     return _DEFAULT
-
 
 
 class Connector:
@@ -47,7 +46,9 @@ class Connector:
                     index[(sec, item["key"])] = item
                     index[(sec, item["label"].lower())] = item
             self._index = index
-        item = self._index.get((section, name)) or self._index.get((section, str(name).lower()))
+        if not isinstance(name, str):
+            raise ConnectorError("invalid_input", f"The {section[:-1]} name must be text, not {type(name).__name__}")
+        item = self._index.get((section, name)) or self._index.get((section, name.lower()))
         if item is None:
             known = ", ".join(sorted(i["key"] for i in self.manifest.get(section, [])))
             raise ConnectorError("invalid_input", f"Unknown {section[:-1]} {name!r}", hint=f"Known {section}: {known}.")
