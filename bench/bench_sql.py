@@ -4,7 +4,7 @@
     python bench/bench_sql.py --quick    # 200,000 / 20,000 rows
 
 Variants, each in a fresh subprocess (time measured inside it around the fetch, peak memory from
-ru_maxrss):
+the child's own VmHWM):
   action-inline  execute_sql_statement returning every row (Result Shape: arrays)
   action-file    execute_sql_statement writing every row to a JSON Lines file (Output File)
   loop           a plain sequential `requests` loop: POST the statement, then GET each chunk in turn
@@ -18,7 +18,7 @@ same ready result (the SQL engine's own time is not what is measured) and INLINE
 raised so the plain loop can read the whole result through the chunk endpoint.
 Prints figures only; it is not a test.
 
-Peak memory is the child's ru_maxrss, so it includes the interpreter and imports (~45-60 MiB)
+Peak memory is the child's VmHWM (ru_maxrss would include the parent's RSS at fork), so it includes the interpreter and imports (~45-60 MiB)
 and glibc's allocator behaviour: with several download threads its dynamic mmap threshold keeps
 some freed chunk buffers in per-thread arenas, which moves the file variant's 1M/100k ratio by a
 few percent between runs (MALLOC_MMAP_THRESHOLD_=131072 pins it near 1.09x).
@@ -105,8 +105,21 @@ def _child(args) -> None:
         raise SystemExit(f"unknown variant {args.variant}")
     seconds = time.perf_counter() - started
     assert rows == n, (rows, n)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # KiB on Linux -> MiB
+    peak = _peak_mib()
     print(json.dumps({"variant": args.variant, "rows": rows, "seconds": seconds, "peak_mib": peak}))
+
+
+def _peak_mib() -> float:
+    """This process's own peak RSS. VmHWM belongs to the process's memory map, which exec starts
+    afresh; ru_maxrss would also carry the parent's RSS at fork into the child's figure."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux -> MiB
 
 
 # --------------------------------------------------------------------------- emulator side
