@@ -468,27 +468,20 @@ def _lit(s: str) -> str:
 def _match(toks, i, end=None):
     """Index of the token closing the bracket at toks[i] ('(' or CASE)."""
     end = len(toks) if end is None else end
+    if toks[i].is_kw("CASE"):
+        opens, closes = (lambda t: t.is_kw("CASE")), (lambda t: t.is_kw("END"))
+    else:
+        opens = lambda t: t.kind == "op" and t.text == "("  # noqa: E731
+        closes = lambda t: t.kind == "op" and t.text == ")"  # noqa: E731
     depth = 0
-    opener = toks[i]
-    if opener.is_kw("CASE"):
-        for j in range(i, end):
-            t = toks[j]
-            if t.is_kw("CASE"):
-                depth += 1
-            elif t.is_kw("END"):
-                depth -= 1
-                if depth == 0:
-                    return j
-        raise _syntax_error("end of input")
     for j in range(i, end):
         t = toks[j]
-        if t.kind == "op":
-            if t.text == "(":
-                depth += 1
-            elif t.text == ")":
-                depth -= 1
-                if depth == 0:
-                    return j
+        if opens(t):
+            depth += 1
+        elif closes(t):
+            depth -= 1
+            if depth == 0:
+                return j
     raise _syntax_error("end of input")
 
 
