@@ -1,10 +1,13 @@
-"""Load ``connector.yaml``, check it against its meta-schema, and resolve shared inputs.
+"""Load the manifest, check it against its meta-schema, and resolve shared inputs.
 
-The manifest is the single source of truth. Loading it parses YAML and validates it against
-``manifest.schema.json`` (every problem reported with its path); the resolved result is cached
-as JSON next to the interpreter's bytecode cache so a fresh process does not pay for PyYAML
-and jsonschema on every run. The cache is keyed by the manifest's path, size, mtime and the
-package version, so any edit is picked up.
+The manifest is the single source of truth. ``connector.yaml`` holds the connector, its
+connections, the shared inputs and the list of API ``areas``; each area's actions, pickers and
+triggers are in ``actions/<area>.yaml`` beside that area's handlers (``actions/<area>.py``).
+Loading reads them all into one document, validates it against ``manifest.schema.json`` (every
+problem reported with its file and path) and resolves shared-input references. The resolved
+result is cached as JSON so a fresh process does not pay for PyYAML and jsonschema on every run;
+the cache is keyed by the path, size and mtime of every manifest file and the package version, so
+any edit is picked up.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from .errors import ConnectorError
 
 HERE = Path(__file__).resolve().parent
 META_SCHEMA_PATH = HERE / "manifest.schema.json"
+SECTIONS = ("actions", "pickers", "triggers")      # what an area file lists
+MERGED = ("inputs", "definitions")                  # maps an area file may add to (no key twice)
 
 
 def manifest_path() -> Path:
@@ -29,35 +34,109 @@ def manifest_path() -> Path:
     raise ConnectorError("configuration", "connector.yaml was not found next to the package")
 
 
+def area_path(path: Path, area: str) -> Path:
+    return Path(path).parent / "actions" / f"{area}.yaml"
+
+
 class ManifestError(ConnectorError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("configuration", "connector.yaml is invalid:\n  " + "\n  ".join(problems),
-                         hint="Fix connector.yaml at the paths listed.")
+                         hint="Fix the manifest files at the paths listed.")
 
 
-def check(doc) -> list[str]:
-    """Every problem in a raw manifest document, each as 'path: reason'."""
+def _yaml(path: Path):
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except OSError as exc:
+        raise ManifestError([f"{path.name}: cannot be read ({exc.strerror})"]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([f"{path.name} (yaml): {exc}"]) from None
+
+
+def read(path: Path | None = None) -> tuple[dict, dict]:
+    """The raw manifest as one document (connector.yaml with every area file's sections appended
+    in the order of ``areas``), and where each item came from: ``{(section, index): area}``."""
+    path = Path(path) if path else manifest_path()
+    doc = _yaml(path)
+    origins: dict = {}
+    if not isinstance(doc, dict):
+        return doc, origins
+    areas = doc.get("areas")
+    if not isinstance(areas, list):
+        return doc, origins
+    problems = []
+    for area in areas:
+        if not isinstance(area, str):
+            continue
+        part = _yaml(area_path(path, area))
+        if not isinstance(part, dict):
+            problems.append(f"actions/{area}.yaml: must be a mapping of {', '.join(SECTIONS)}")
+            continue
+        unknown = sorted(set(part) - set(SECTIONS) - set(MERGED))
+        if unknown:
+            problems.append(f"actions/{area}.yaml: unknown section(s) {', '.join(unknown)}; "
+                            f"an area file holds {', '.join(SECTIONS + MERGED)}")
+        for section in SECTIONS:
+            if section not in part:
+                continue
+            items = part[section] or []
+            if not isinstance(items, list):
+                problems.append(f"actions/{area}.yaml: {section} must be a list")
+                continue
+            into = doc.setdefault(section, [])
+            for item in items:
+                origins[(section, len(into))] = area
+                into.append(item)
+        for section in MERGED:
+            if section not in part:
+                continue
+            extra = part[section] or {}
+            if not isinstance(extra, dict):
+                problems.append(f"actions/{area}.yaml: {section} must be a mapping")
+                continue
+            into = doc.setdefault(section, {})
+            for key, value in extra.items():
+                if key in into:
+                    problems.append(f"actions/{area}.yaml: {section}/{key} is already declared elsewhere")
+                into[key] = value
+    if problems:
+        raise ManifestError(problems)
+    return doc, origins
+
+
+def check(doc, origins: dict | None = None) -> list[str]:
+    """Every problem in a raw (merged) manifest document, each as 'path: reason'; with
+    ``origins``, an item's path names its area file."""
     from jsonschema import Draft202012Validator
 
     schema = json.loads(META_SCHEMA_PATH.read_text())
     problems = []
     for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        path = "/".join(str(p) for p in err.absolute_path) or "(root)"
-        problems.append(f"{path}: {err.message}")
+        problems.append(_where(list(err.absolute_path), origins) + f": {err.message}")
     if problems:
         return problems
-    return _check_references(doc)
+    return _check_references(doc, origins)
 
 
-def _check_references(doc) -> list[str]:
+def _where(path: list, origins: dict | None) -> str:
+    text = "/".join(str(p) for p in path) or "(root)"
+    if origins and len(path) >= 2 and (path[0], path[1]) in origins:
+        return f"actions/{origins[(path[0], path[1])]}.yaml: {text}"
+    return text
+
+
+def _check_references(doc, origins=None) -> list[str]:
     problems = []
     shared = doc.get("inputs", {})
     pickers = {p["key"] for p in doc.get("pickers", [])}
     seen = set()
-    for section in ("actions", "pickers"):
+    for section in SECTIONS:
         for i, item in enumerate(doc.get(section, [])):
-            where = f"{section}/{i}"
+            where = _where([section, i], origins)
             if item["key"] in seen:
                 problems.append(f"{where}/key: duplicate key {item['key']!r}")
             seen.add(item["key"])
@@ -85,13 +164,16 @@ def _choice_values(choices):
     return [c["value"] if isinstance(c, dict) else c for c in choices]
 
 
-def resolve(doc) -> dict:
-    """Expand shared-input references so every action carries its full input table."""
+def resolve(doc, origins: dict | None = None) -> dict:
+    """Expand shared-input references so every action carries its full input table; each item
+    names its ``area``."""
     shared = doc.get("inputs", {})
     out = {k: v for k, v in doc.items() if k != "inputs"}
-    for section in ("actions", "pickers"):
+    for section in SECTIONS:
+        if section not in doc:
+            continue
         items = []
-        for item in doc.get(section, []):
+        for index, item in enumerate(doc.get(section, [])):
             inputs = []
             for inp in item.get("inputs", []):
                 if isinstance(inp, str):
@@ -101,17 +183,34 @@ def resolve(doc) -> dict:
                     base = {"key": ref, **shared[ref]} if ref else {}
                     merged = {**base, **{k: v for k, v in inp.items() if k != "ref"}}
                 inputs.append(merged)
-            items.append({**item, "inputs": inputs})
+            resolved = {**item, "inputs": inputs}
+            if origins and (section, index) in origins:
+                resolved["area"] = origins[(section, index)]
+            items.append(resolved)
         out[section] = items
     return out
 
 
-def _cache_files(path: Path, stat) -> list[Path]:
+def _files(path: Path) -> list[Path]:
+    """Every file the manifest is read from (the area folder is listed, not parsed)."""
+    folder = path.parent / "actions"
+    try:
+        areas = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".yaml"))
+    except OSError:
+        areas = []
+    return [path, *map(Path, areas)]
+
+
+def _cache_files(path: Path) -> list[Path]:
     """Where the resolved manifest is cached: the user's cache directory, else the temp directory
     (a read-only home, as on serverless functions, must not cost a full load on every run)."""
     from . import __version__
 
-    tag = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{__version__}|{sys.version_info[:2]}".encode()).hexdigest()[:16]
+    parts = [f"{__version__}|{sys.version_info[:2]}"]
+    for f in _files(path):
+        st = f.stat()
+        parts.append(f"{f}|{st.st_size}|{st.st_mtime_ns}")
+    tag = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     name = f"manifest-{tag}.json"
     explicit = os.environ.get("DATABRICKS_CONNECTOR_CACHE")
     if explicit:
@@ -124,24 +223,17 @@ def _cache_files(path: Path, stat) -> list[Path]:
 def load(path: Path | None = None, *, use_cache: bool = True) -> dict:
     """The resolved, checked manifest."""
     path = Path(path) if path else manifest_path()
-    stat = path.stat()
-    caches = _cache_files(path, stat) if use_cache else []
+    caches = _cache_files(path) if use_cache else []
     for cache in caches:
         try:
             return json.loads(cache.read_text())
         except (OSError, ValueError):
             pass
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    except yaml.YAMLError as exc:
-        raise ManifestError([f"(yaml): {exc}"]) from None
-    problems = check(doc)
+    doc, origins = read(path)
+    problems = check(doc, origins)
     if problems:
         raise ManifestError(problems)
-    resolved = resolve(doc)
+    resolved = resolve(doc, origins)
     text = json.dumps(resolved)
     for cache in caches:
         if _write_atomic(cache, text):
@@ -152,7 +244,7 @@ def load(path: Path | None = None, *, use_cache: bool = True) -> dict:
 def _write_atomic(target: Path, text: str) -> bool:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob("manifest-*.json"):   # caches of earlier versions of the file
+        for stale in target.parent.glob("manifest-*.json"):   # caches of earlier versions of the files
             stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".manifest-")
         with os.fdopen(fd, "w") as fh:

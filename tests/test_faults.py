@@ -1,4 +1,4 @@
-"""The fault matrix: every action (from tests/scenarios.py) against every injected fault.
+"""The fault matrix: every action (from tests/scenarios/) against every injected fault.
 
 For each case the action either succeeds after bounded retries or fails within its deadline with
 a classified error and a hint, and a request that changes state is never applied twice: it is
@@ -177,7 +177,7 @@ def check_case(emulator, conn, key, fault_name, result, method, path):
 
 def test_every_action_has_a_scenario(connector):
     missing = [k for k in S.manifest_actions(connector) if k not in S.SCENARIOS]
-    assert not missing, f"add a scenario in tests/scenarios.py for: {', '.join(missing)}"
+    assert not missing, f"add a scenario in tests/scenarios/<area>.py for: {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("key", ACTIONS)

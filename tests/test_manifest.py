@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from databricks_connector import manifest as M
 from databricks_connector.inputs import compile_schema
@@ -15,9 +14,22 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt"
 
 
+MANIFEST_FILES = [ROOT / "connector.yaml", *sorted((ROOT / "actions").glob("*.yaml"))]
+
+
 @pytest.fixture(scope="module")
 def raw():
-    return yaml.safe_load((ROOT / "connector.yaml").read_text())
+    """connector.yaml with every area file's sections merged in (what the meta-schema checks)."""
+    return M.read(ROOT / "connector.yaml")[0]
+
+
+def copy_manifest(tmp_path):
+    """The manifest's files in a new folder, laid out as in the checkout; returns connector.yaml's path."""
+    (tmp_path / "actions").mkdir()
+    for f in MANIFEST_FILES:
+        target = tmp_path / f.relative_to(ROOT)
+        target.write_text(f.read_text())
+    return tmp_path / "connector.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +70,29 @@ def test_icon_exists_and_is_a_png(raw):
     assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_every_area_file_is_named_and_each_item_knows_its_area(raw, resolved):
+    assert {f.stem for f in MANIFEST_FILES[1:]} == set(raw["areas"])
+    for section in ("actions", "pickers"):
+        for item in resolved[section]:
+            assert item["area"] in raw["areas"], item["key"]
+            assert item["handler"].split(".")[0] == item["area"], item["key"]
+
+
+def test_a_problem_in_an_area_file_names_that_file(tmp_path):
+    p = copy_manifest(tmp_path)
+    clusters = tmp_path / "actions" / "clusters.yaml"
+    clusters.write_text(clusters.read_text().replace("label: Get Cluster\n", "label: 42\n", 1))
+    with pytest.raises(M.ManifestError) as err:
+        M.load(p, use_cache=False)
+    assert any(x.startswith("actions/clusters.yaml: actions/") and "label" in x for x in err.value.problems), err.value.problems
+    (tmp_path / "actions" / "jobs.yaml").unlink()
+    with pytest.raises(M.ManifestError) as err:
+        M.load(p, use_cache=False)
+    assert "jobs.yaml" in str(err.value)
+
+
 def test_shared_inputs_are_declared_once(raw):
-    text = (ROOT / "connector.yaml").read_text()
+    text = "".join(f.read_text() for f in MANIFEST_FILES)
     assert text.count("label: Debug Request") == 1
     assert text.count("label: Cluster ID") == 1
     assert text.count("label: Connection\n") == 1
@@ -180,12 +213,12 @@ def test_docs_have_the_reference_shape(resolved):
 
 def test_manifest_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABRICKS_CONNECTOR_CACHE", str(tmp_path / "cache"))
-    p = tmp_path / "connector.yaml"
-    p.write_text((ROOT / "connector.yaml").read_text())
+    p = copy_manifest(tmp_path)
     first = M.load(p)
     assert list((tmp_path / "cache").glob("manifest-*.json"))
     assert M.load(p) == first
-    p.write_text(p.read_text().replace("label: Get Cluster\n", "label: Get Cluster Now\n"))
+    area = tmp_path / "actions" / "clusters.yaml"          # an edit of an area file is seen too
+    area.write_text(area.read_text().replace("label: Get Cluster\n", "label: Get Cluster Now\n"))
     assert any(a["label"] == "Get Cluster Now" for a in M.load(p)["actions"])
 
 
@@ -198,8 +231,7 @@ def test_manifest_cache_falls_back_to_the_temp_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    p = tmp_path / "connector.yaml"
-    p.write_text((ROOT / "connector.yaml").read_text())
+    p = copy_manifest(tmp_path)
     first = M.load(p)
     assert list((tmp_path / "tmp").glob("databricks-connector-*/manifest-*.json"))
     assert M.load(p) == first

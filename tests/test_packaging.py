@@ -21,7 +21,8 @@ def test_manifest_icon_and_emulator_ship_in_the_wheel():
     names = {str(f) for f in _files()}
     for needed in ("databricks_connector/connector.yaml", "databricks_connector/manifest.schema.json",
                    "databricks_connector/assets/databricks.png", "databricks_connector/emulator/server.py",
-                   "databricks_connector/actions/clusters.py", "databricks_connector/connections/pat.py"):
+                   "databricks_connector/actions/clusters.py", "databricks_connector/actions/clusters.yaml",
+                   "databricks_connector/connections/pat.py"):
         assert needed in names, needed
 
 

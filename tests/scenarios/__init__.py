@@ -1,0 +1,269 @@
+"""One scenario per action: how to prepare the emulator for it and which inputs make it succeed.
+
+The reliability tests (faults, fuzzing, concurrency, secrets) run over every action in the
+manifest through this registry, so a new action is covered as soon as its scenario is written,
+and ``test_faults.py::test_every_action_has_a_scenario`` fails loudly until it is. The registry
+and the helpers every area shares live here; each API area's scenarios are in
+``tests/scenarios/<area>.py`` (imported below), beside ``actions/<area>.py``.
+
+A scenario is a function ``(emulator, connector, conn) -> inputs`` that seeds what the action
+needs (clusters through ``emulator.state.add_cluster``, warehouses through the emulator's SQL
+area, or objects created through the connector's own actions) and returns valid inputs, plus
+metadata:
+
+* ``changes_state``: the action's main request changes workspace state;
+* ``applied``: the ``emulator.state.applied`` keys whose counters prove a change was applied
+  (a clean run raises their sum by exactly one);
+* ``retry_safe``: what makes re-sending the main request safe: ``"token"`` (an idempotency token
+  the server de-duplicates), ``"natural"`` (repeating it is harmless: stop, terminate, cancel,
+  pin, a full replacement), or ``None`` (repeating it would apply it twice);
+* ``main``: ``(method, path regex)`` of the request faults are injected into; when ``None`` it is
+  discovered from a clean run (the first request for a read, the first non-GET for a change);
+* ``wait``: inputs that make the action wait (polling) for a while, for the token-expiry case;
+* ``check``: ``(output, inputs, conn) -> bool``, the answer belongs to this request (concurrency);
+* ``failing``: inputs that make the action fail with a classified error (a not-found id).
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import quote
+
+PAT_USER = "emulator-user@example.com"
+SPARK = "13.3.x-scala2.12"
+NODE = "i3.xlarge"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    prepare: Callable
+    changes_state: bool = False
+    applied: tuple = ()
+    retry_safe: Optional[str] = None
+    main: Optional[tuple] = None
+    wait: Optional[Callable] = None
+    check: Optional[Callable] = None
+    failing: Optional[Callable] = None
+    own_read_timeout: bool = False      # the action sets its own read timeout for its main request
+
+    @property
+    def safe_to_resend(self) -> bool:
+        return self.retry_safe is not None
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(key: str, **meta):
+    def deco(fn):
+        SCENARIOS[key] = Scenario(key, fn, **meta)
+        return fn
+    return deco
+
+
+# --------------------------------------------------------------------------- helpers
+
+def manifest_actions(connector) -> list[str]:
+    return [a["key"] for a in connector.manifest["actions"]]
+
+
+def user_name(conn: dict) -> str:
+    """The userName the emulator reports for a connection."""
+    return conn["client_id"] if conn["type"] == "service_principal" else PAT_USER
+
+
+def seed_cluster(emulator, state: str = "RUNNING", **fields) -> str:
+    fields.setdefault("cluster_name", f"scn-{uuid.uuid4().hex[:8]}")
+    fields.setdefault("spark_version", SPARK)
+    fields.setdefault("node_type_id", NODE)
+    fields.setdefault("num_workers", 1)
+    return emulator.state.add_cluster(state=state, **fields)
+
+
+def seed_warehouse(emulator, state: str = "RUNNING", name: str | None = None) -> str:
+    """A warehouse in a settled state (no pending transition)."""
+    hook = getattr(emulator.state, "add_warehouse", None)
+    if hook is not None:
+        try:
+            return hook(name=name or f"scn-{uuid.uuid4().hex[:8]}", state=state)
+        except TypeError:
+            pass
+    from databricks_connector.emulator import warehouses as wmod
+
+    st = emulator.state
+    with st.lock:
+        store = wmod.warehouses(st)
+        wh = wmod._new(st, {"name": name or f"scn-{uuid.uuid4().hex[:8]}", "cluster_size": "Small",
+                            "warehouse_type": "PRO", "enable_serverless_compute": True}, PAT_USER)
+        wh["state"] = state
+        wh["num_clusters"] = 1 if state in ("RUNNING", "STOPPING") else 0
+        wh["_transitions"] = []
+        store[wh["id"]] = wh
+        return wh["id"]
+
+
+def sql_settings(emulator):
+    from databricks_connector.emulator.warehouses import sql_settings as _s
+
+    return _s(emulator.state)
+
+
+def applied(emulator, keys) -> int:
+    with emulator.state.lock:
+        return sum(emulator.state.applied[k] for k in keys)
+
+
+def new_requests(emulator, since: int) -> list[dict]:
+    return emulator.requests[since:]
+
+
+def api_requests(reqs) -> list[dict]:
+    """Requests to the workspace API (not the token endpoint or discovery)."""
+    return [r for r in reqs if not r["path"].startswith(("/oidc/", "/.well-known/", "/__emulator/"))]
+
+
+_MAIN: dict = {}
+_MAIN_LOCK = threading.Lock()
+_PREPARED: dict = {}
+
+
+def prepared(emulator, connector, conn, key: str) -> dict:
+    """The inputs of a read-only scenario, prepared once per connection and reused (reads leave the
+    prepared objects as they were); a state-changing scenario is prepared afresh every time."""
+    sc = SCENARIOS[key]
+    if sc.changes_state:
+        return sc.prepare(emulator, connector, conn)
+    ident = (key, conn["type"], conn.get("client_id") or conn.get("token"))
+    with _MAIN_LOCK:
+        if ident not in _PREPARED:
+            _PREPARED[ident] = sc.prepare(emulator, connector, conn)
+        return dict(_PREPARED[ident])
+
+
+def main_request(emulator, connector, conn, key: str) -> tuple[str, str]:
+    """(method, fullmatch regex) of the action's main request, from a clean run (cached)."""
+    sc = SCENARIOS[key]
+    if sc.main is not None:
+        return sc.main
+    with _MAIN_LOCK:
+        if key in _MAIN:
+            return _MAIN[key]
+        inputs = sc.prepare(emulator, connector, conn)
+        since = len(emulator.requests)
+        connector.run(key, conn, inputs)
+        reqs = api_requests(new_requests(emulator, since))
+        assert reqs, f"{key}: a clean run made no API request"
+        pick = next((r for r in reqs if r["method"] != "GET"), reqs[0]) if sc.changes_state else reqs[0]
+        values = {str(v) for v in inputs.values() if isinstance(v, (str, int)) and not isinstance(v, bool)}
+        values |= {quote(v, safe="") for v in list(values)}
+        segments = [("[^/]+" if seg in values and seg else re.escape(seg)) for seg in pick["path"].split("/")]
+        _MAIN[key] = (pick["method"], "/".join(segments))
+        return _MAIN[key]
+
+
+def _unknown_cluster(emulator, connector, conn):
+    return {"cluster_id": "0000-000000-missing0"}
+
+
+def _unknown_warehouse(emulator, connector, conn):
+    return {"warehouse_id": "0000000000000000"}
+
+
+# --------------------------------------------------------------------------- figures
+
+STATS: dict[str, int] = {}
+_STATS_LOCK = threading.Lock()
+
+
+def count(name: str, n: int = 1) -> None:
+    with _STATS_LOCK:
+        STATS[name] = STATS.get(name, 0) + n
+
+
+NOTES: list = []
+
+
+def note(text: str) -> None:
+    with _STATS_LOCK:
+        NOTES.append(text)
+
+
+def figures() -> dict:
+    with _STATS_LOCK:
+        out = dict(STATS)
+    if "fault cases run" in out:
+        out.setdefault("duplicates found", 0)      # a state change applied twice where that was not safe
+    return dict(sorted(out.items()))
+
+
+@atexit.register
+def _print_figures() -> None:  # pragma: no cover - printed after pytest's own summary
+    if STATS:
+        sys.__stderr__.write("\nRELIABILITY FIGURES " + json.dumps(figures(), sort_keys=True) + "\n")
+        for text in NOTES:
+            sys.__stderr__.write(f"  {text}\n")
+
+
+# --------------------------------------------------------------------------- emulator settings and cleanup
+
+_CLEANUP: list = []
+
+
+def snapshot_settings(emulator):
+    """Save the SQL and jobs areas' knobs (the conftest restores only the core config); returns a
+    function that restores them and cleans up what scenarios left running (execution contexts)."""
+    sql = sql_settings(emulator)
+    saved_sql = sql.as_dict()
+    jobs = _jobs_store(emulator)
+    saved_jobs = dict(vars(jobs.config))
+    ctx_start = emulator.config.__dict__.get("context_start_seconds", _MISSING)
+
+    def restore():
+        while _CLEANUP:
+            fn = _CLEANUP.pop()
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - cleanup is best effort
+                pass
+        sql.update(saved_sql)
+        jobs.config.__dict__.update(saved_jobs)
+        if ctx_start is _MISSING:
+            emulator.config.__dict__.pop("context_start_seconds", None)
+        else:
+            emulator.config.context_start_seconds = ctx_start
+    return restore
+
+
+_MISSING = object()
+
+
+def _jobs_store(emulator):
+    from databricks_connector.emulator.jobs import store_of
+
+    return store_of(emulator.state)
+
+
+def fast_jobs(emulator, task_seconds: float = 0.05):
+    cfg = _jobs_store(emulator).config
+    cfg.pending_seconds = 0.02
+    cfg.task_seconds = task_seconds
+
+
+# --------------------------------------------------------------------------- the areas' scenarios
+
+def _load_areas() -> None:
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_load_areas()
