@@ -545,12 +545,15 @@ def _await(session, doc: dict, *, deadline: float, interval: float, on_timeout: 
             return {"statement_id": sid, "status": _status(last["doc"]), "timed_out": True}
         cancelled = any(c.get("ok") for c in (err.details or {}).get("cancel", []))
         err.details = dict(err.details or {}, statement_id=sid, cancelled=cancelled)
-        err.hint = "Raise the timeout, make the query faster, or set On Timeout to return and poll with Get Statement."
+        if cancelled:                  # (a failed cancel keeps the step's hint: check it and cancel it)
+            err.hint = "Raise the timeout, make the query faster, or set On Timeout to return and poll with Get Statement."
         raise
 
 
 def _submit(session, body: dict, deadline: float) -> dict:
     remaining = deadline - time.monotonic()
+    if session.budget_left() is not None:          # a call with a budget (Connector.run(..., budget=)) waits no longer
+        remaining = min(remaining, session.budget_left())
     wait = int(min(50, remaining)) if remaining >= 5 else 0
     body = dict(body, wait_timeout=f"{wait}s", on_wait_timeout="CONTINUE")
     # Recorded as what the step started: a resumed step (Connector.resume) does not submit it again.

@@ -383,6 +383,12 @@ class ActionSession:
         """More ids of what the step started, learnt later (e.g. a run's page URL)."""
         self.step.started.update({k: v for k, v in ids.items() if v is not None})
 
+    def budget_left(self) -> float | None:
+        """Seconds left of the call's budget (``Connector.run(..., budget=)``), or None without one:
+        a request that waits server-side (SQL's wait_timeout) waits no longer than this."""
+        end = self.step.budget_end
+        return None if end is None else max(0.0, end - time.monotonic())
+
     def on_cancel(self, what: str, fn) -> None:
         """``fn()`` (returning an optional note) runs if the step times out or is interrupted."""
         self.step.on_cancel(what, fn)

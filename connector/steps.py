@@ -118,7 +118,7 @@ class Step:
     def on_cancel(self, what: str, fn) -> None:
         self._cancels.append((what, fn))
 
-    def cancel(self, session, budget: float) -> list:
+    def cancel(self, session, budget: float, *, reraise: bool = True) -> list:
         """Run every registered cancel, last first, all within ``budget`` seconds; each runs once.
         Returns what happened: [{"what", "ok", "note" | "error"}]."""
         out = []
@@ -137,12 +137,15 @@ class Step:
                     out.append({"what": what, "ok": False,
                                 "error": {"type": exc.type, "message": exc.message, "status": exc.status,
                                           "error_code": exc.error_code}})
-                except KeyboardInterrupt:      # interrupted again while cleaning up: stop at once
+                except KeyboardInterrupt as exc:      # interrupted while cleaning up: stop at once
                     out.append({"what": what, "ok": False, "error": {"type": "interrupted",
-                                "message": "interrupted again before the cancel finished"}})
+                                "message": "interrupted before the cancel finished"}})
                     out += [{"what": w, "ok": False, "error": {"type": "interrupted", "message": "not attempted"}}
                             for w, _ in reversed(self._cancels)]
                     self._cancels.clear()
+                    exc.cancels = out        # the interrupt goes on (a timeout's clean-up was cut short)
+                    if reraise:
+                        raise
         finally:
             session.deadline = saved
         return out
@@ -233,7 +236,9 @@ class Step:
     # -- interrupts --------------------------------------------------------------------------
     def interrupted(self, session, exc: BaseException) -> Interrupted:
         """Cancel what a timeout would cancel, then the error to raise (a KeyboardInterrupt)."""
-        cancels = self.cancel(session, INTERRUPT_CANCEL_SECONDS) if session is not None else []
+        cancels = getattr(exc, "cancels", None)          # a timeout's clean-up that this interrupt cut short
+        if cancels is None:
+            cancels = self.cancel(session, INTERRUPT_CANCEL_SECONDS, reraise=False) if session is not None else []
         message = "The step was interrupted"
         if self.action:
             message += f" ({self.action})"
