@@ -79,9 +79,11 @@ def run(poll, *, what: str, record: dict, progress, on_timeout, bound, budget_en
                         "polls": record["polls"], **extra})
         return time.monotonic()
 
-    last_line = line("resume" if resumed else "start", last_state,
-                     f"{what}: {'still ' + str(last_state) if resumed else 'waiting'} after "
-                     f"{time.monotonic() - since:.1f}s (timeout {record['timeout']:.0f}s)")
+    if resumed:
+        opening = f"{what}: still {last_state} after {time.monotonic() - since:.1f}s, waiting on"
+    else:
+        opening = f"{what}: waiting (timeout {record['timeout']:.0f}s)"
+    last_line = line("resume" if resumed else "start", last_state, opening)
     while True:
         end = deadline + grace
         if budget_end is not None:
