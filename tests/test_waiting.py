@@ -382,20 +382,25 @@ def test_the_backoff_schedule_starts_short_and_stays_sane_for_an_hour():
 
 
 def test_a_quick_command_is_reported_at_once_with_the_default_interval(emulator, pat):
-    """A command that is done in about 100 ms: two or three status polls, and the step ends long
-    before the old default first interval (5 s) could have passed."""
+    """A command that is done in about 200 ms (still running at the first poll): a few status
+    polls, and the step ends long before the old default interval (5 s) could have passed."""
     emulator.config.context_start_seconds = 0.02
     cid = S.seed_cluster(emulator, "RUNNING")
-    ctx = QUICK.run("create_execution_context", pat, {"cluster_id": cid, "language": "sql", "wait_for_state": True,
-                                                      "poll_interval_seconds": 0.1})["context_id"]
+    ctx = QUICK.run("create_execution_context", pat, {"cluster_id": cid, "language": "python", "wait_for_state": True,
+                                                      "poll_interval_seconds": 0.1}, progress=False)["context_id"]
+    QUICK.run("run_command", pat, {"cluster_id": cid, "context_id": ctx, "command": "1", "wait_for_result": True,
+                                   "poll_interval_seconds": 0.1}, progress=False)       # the worker is warm
     before = emulator.count("GET", "/api/1.2/commands/status")
+    progress = Progress()
     started = time.monotonic()
-    out = QUICK.run("run_command", pat, {"cluster_id": cid, "context_id": ctx, "language": "sql",
-                                         "command": "SELECT 1 AS one", "wait_for_result": True}, progress=False)
+    out = QUICK.run("run_command", pat, {"cluster_id": cid, "context_id": ctx, "command": "import time\ntime.sleep(0.2)\n42",
+                                         "wait_for_result": True}, progress=progress)
     elapsed = time.monotonic() - started
-    assert out["status"] == "Finished"
+    QUICK.run("destroy_execution_context", pat, {"cluster_id": cid, "context_id": ctx})
+    assert out["status"] == "Finished" and out["results"]["data"] == "42"
+    assert progress.events("state")[0]["state"] in ("Queued", "Running")      # not done at the first poll
     polls = emulator.count("GET", "/api/1.2/commands/status") - before
-    assert 1 <= polls <= 3, polls
+    assert 2 <= polls <= 4, polls
     assert elapsed < 5, f"{elapsed:.1f}s"
 
 
