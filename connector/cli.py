@@ -86,7 +86,7 @@ def cmd_run(args) -> int:
         _print(connector.pick(args.name, _connection(args), values))
     else:
         connector.action(args.name)  # unknown action: say so before asking for a connection
-        _print(connector.run(args.name, _connection(args), values))
+        _print(connector.run(args.name, _connection(args), values, progress=False if args.quiet else None))
     return 0
 
 
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--connection", help="connection JSON file (default: DATABRICKS_* environment or ~/.databrickscfg)")
         if name == "run":
             r.add_argument("--output", help="write result rows to this file (actions that support it)")
+            r.add_argument("--quiet", action="store_true", help="no progress lines on stderr while the step waits")
         r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="verify a connection (who am I)")
@@ -193,7 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_INTERRUPTED = 130   # SIGINT or SIGTERM during a step: {"error": {"type": "interrupted", ...}} on stdout
+
+
+def _terminated(signum, frame):
+    """SIGTERM stops a step the way Ctrl-C does: its clean-up runs and one JSON error is printed."""
+    exc = KeyboardInterrupt()
+    exc.signal = signum
+    raise exc
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
+    from .errors import Interrupted
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -202,9 +218,21 @@ def main(argv=None) -> int:
         _print({"error": ConnectorError("invalid_input", f"databricks-connector: {exc}",
                                         hint="Run `databricks-connector --help` for the commands and options.").to_dict()})
         return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except ConnectorError as err:
         return _fail(err)
+    except Interrupted as exc:
+        _print({"error": exc.error.to_dict()})
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        return 130
+        if args.command in ("run", "pick", "check"):
+            _print({"error": ConnectorError("interrupted", "Interrupted before the step started anything.",
+                                            hint="Run the step again when ready.").to_dict()})
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

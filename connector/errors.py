@@ -178,3 +178,41 @@ def _html_message(text: str) -> str:
         if m and m.group(1).strip():
             return re.sub(r"\s+", " ", m.group(1)).strip()[:300]
     return "the server answered with an HTML page"
+
+
+# -- the end of a step that is not a plain failure (owned by the waiting mechanism, connector/steps.py)
+
+class Pending(Exception):
+    """Not a failure: the step started its work and goes on, but a wait would pass the call's
+    ``budget``. ``resume`` (JSON, no secret: the connection travels separately) goes to
+    ``Connector.resume(resume, connection, budget=..., progress=...)``, from any process, after
+    about ``retry_after`` seconds; ``state`` is the last state seen; ``started`` the ids."""
+
+    def __init__(self, resume: dict, *, retry_after: float, state=None, started: dict | None = None, what: str = ""):
+        self.resume = resume
+        self.retry_after = max(0.0, float(retry_after))
+        self.state = state
+        self.started = dict(started or {})
+        self.what = what
+        super().__init__(f"{what or 'the step'} is still {state}; resume in {self.retry_after:.1f}s")
+
+    def to_dict(self) -> dict:
+        return {"pending": True, "state": self.state, "retry_after": round(self.retry_after, 3),
+                "started": self.started, "resume": self.resume}
+
+    def __repr__(self) -> str:
+        return f"Pending(state={self.state!r}, retry_after={self.retry_after!r}, started={self.started!r})"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A step stopped by Ctrl-C (or SIGTERM in the CLI) after its clean-up: still a
+    ``KeyboardInterrupt`` for Python code, carrying the ``interrupted`` ConnectorError in ``error``
+    (with ``details.started`` and what was cancelled)."""
+
+    def __init__(self, error: ConnectorError, signal: int | None = None):
+        super().__init__(error.message)
+        self.error = error
+        self.signal = signal
+
+    def to_dict(self) -> dict:
+        return self.error.to_dict()

@@ -10,7 +10,7 @@ from importlib import import_module
 
 from . import inputs as _inputs
 from . import manifest as _manifest
-from .errors import ConnectorError, InputError
+from .errors import ConnectorError, InputError, Interrupted, Pending
 
 _SESSIONS: dict = {}
 _SESSIONS_LOCK = threading.Lock()
@@ -82,8 +82,21 @@ class Connector:
                 shared = _SESSIONS[key] = SharedSession(conn, **opts)
         return shared
 
-    def run(self, action: str, connection, inputs=None, **options):
-        return self._call(self.action(action), connection, inputs, options)
+    def run(self, action: str, connection, inputs=None, *, progress=None, budget: float | None = None, **options):
+        """Run an action. ``progress``: None (lines on stderr), False (silent) or a callable
+        ``(message, info)``. ``budget`` (seconds): when a wait would pass it, raise ``Pending``
+        (its ``resume`` goes to :meth:`resume`) instead of holding the call open."""
+        return self._call(self.action(action), connection, inputs, options, progress=progress, budget=budget)
+
+    def resume(self, resume: dict, connection, *, budget: float | None = None, progress=None, **options):
+        """Go on with a step that raised ``Pending``: the same action and resolved inputs, the ids it
+        started (nothing is started twice) and each wait's original deadline. Ends like ``run``:
+        the output, an error (a timeout cancels as usual), or ``Pending`` again."""
+        from .steps import check_resume
+
+        doc = check_resume(resume)
+        item = self.action(doc["action"])
+        return self._call(item, connection, doc["inputs"], options, progress=progress, budget=budget, resume=doc)
 
     def pick(self, picker: str, connection, inputs=None, **options):
         return self._call(self._lookup("pickers", picker), connection, inputs, options)
@@ -92,26 +105,43 @@ class Connector:
         """Resolve inputs without calling anything (defaults, coercion, validation)."""
         return _inputs.resolve(self.action(action), inputs)
 
-    def _call(self, item: dict, connection, raw_inputs, options):
+    def _call(self, item: dict, connection, raw_inputs, options, *, progress=None, budget=None, resume=None):
+        from .steps import Step, progress_sink
+
         values = _inputs.resolve(item, raw_inputs)
+        sink = progress_sink(progress)
         if connection is None:
             raise ConnectorError("configuration", "No connection was given",
                                  hint="Pass a connection, or set DATABRICKS_HOST and DATABRICKS_TOKEN.")
+        if budget is not None and any(_inputs.is_secret(i) and values.get(i["key"]) is not None for i in item["inputs"]):
+            budget = None     # a resume document never holds a secret: this step holds the call open instead
         shared = self.session(connection, **options)
         session = shared.action(debug=bool(values.get("debug")), timeout=None)
+        step = Step(item["key"], values, progress=sink, budget=budget, resume=resume, describe=self.action)
+        session.step = step
         module_name, func_name = item["handler"].rsplit(".", 1)
         handler = getattr(import_module(f"{__package__}.actions.{module_name}"), func_name)
         try:
             return handler(session, values)
-        except InputError:
+        except Pending:
             raise
+        except InputError as err:
+            raise step.annotate(err)
         except ConnectorError as err:
+            step.annotate(err)
             err.message = shared.redactor.text(err.message)
+            err.hint = shared.redactor.text(err.hint) if err.hint else err.hint
             raise
+        except Interrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            interrupted = step.interrupted(session, exc)
+            interrupted.error.message = shared.redactor.text(interrupted.error.message)
+            raise interrupted from None
         except Exception as exc:  # a bug in a handler: never a traceback with secrets on stdout
-            raise ConnectorError("internal", f"Unexpected {type(exc).__name__} in {item['key']}: "
+            raise step.annotate(ConnectorError("internal", f"Unexpected {type(exc).__name__} in {item['key']}: "
                                  f"{shared.redactor.text(str(exc))[:300]}",
-                                 hint="This is a bug in the connector; please report it with the step's inputs.") from exc
+                                 hint="This is a bug in the connector; please report it with the step's inputs.")) from exc
 
     # -- the spec a platform reads ---------------------------------------------------------
     def spec(self) -> dict:

@@ -33,7 +33,6 @@ from . import __version__
 from .debuglog import Redactor, emit
 from .errors import ConnectorError, from_response
 from .pagination import paginate as _paginate
-from .waiting import wait_for
 
 log = logging.getLogger("databricks_connector.http")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -278,6 +277,7 @@ class ActionSession:
         self.host = shared.host
         self.debug = debug
         self.deadline = time.monotonic() + timeout if timeout else None
+        self._step = None
 
     # -- requests ------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -358,27 +358,53 @@ class ActionSession:
         """The same mechanism for any paging style: ``fetch_page(token) -> page``."""
         return _paginate(fetch_page, items=items, next_token=next_token, max_items=max_items)
 
-    def wait(self, poll, *, what: str, timeout: float, interval: float = 2.0, max_interval: float | None = None,
-             on_timeout=None):
-        """Poll until done. Every request a poll makes ends by the wait's own deadline (plus a short
-        grace for the last poll), so retries cannot carry a wait past its timeout; the action on
-        timeout (e.g. a cancel) gets the call's normal time."""
-        saved = self.deadline
-        end = time.monotonic() + max(0.0, timeout) + min(10.0, max(2.0, interval))
-        self.deadline = end if saved is None else min(saved, end)
+    # -- the step: what it starts, its waits, its progress (connector/steps.py) ----------------
+    @property
+    def step(self):
+        """The call's Step (the runner sets one; a session used on its own gets a plain one)."""
+        if self._step is None:
+            from .steps import Step
 
-        def timed_out():
-            self.deadline = saved
-            return on_timeout() if on_timeout is not None else None
+            self._step = Step()
+        return self._step
 
-        try:
-            return wait_for(poll, what=what, timeout=timeout, interval=interval, max_interval=max_interval,
-                            on_timeout=timed_out, progress=self.progress)
-        finally:
-            self.deadline = saved
+    @step.setter
+    def step(self, value) -> None:
+        self._step = value
 
-    def progress(self, message: str) -> None:
-        emit(f"[progress] {message}")
+    def start(self, name: str, fn, *, ids=None, follow_up=None):
+        """Run ``fn()``, the request that starts something, once per step (a resumed step returns
+        the answer recorded the first time). ``ids``: a dict, or ``answer -> dict``, of the ids
+        it started (in every later error's ``details.started``); ``follow_up``: the action key
+        (or ``(key, extra inputs)``) a user runs next with those ids, named in hints."""
+        return self.step.start(name, fn, ids=ids, follow_up=follow_up)
+
+    def add_started(self, **ids) -> None:
+        """More ids of what the step started, learnt later (e.g. a run's page URL)."""
+        self.step.started.update({k: v for k, v in ids.items() if v is not None})
+
+    def budget_left(self) -> float | None:
+        """Seconds left of the call's budget (``Connector.run(..., budget=)``), or None without one:
+        a request that waits server-side (SQL's wait_timeout) waits no longer than this."""
+        end = self.step.budget_end
+        return None if end is None else max(0.0, end - time.monotonic())
+
+    def on_cancel(self, what: str, fn) -> None:
+        """``fn()`` (returning an optional note) runs if the step times out or is interrupted."""
+        self.step.on_cancel(what, fn)
+
+    def wait(self, poll, *, what: str, timeout: float, interval: float | None = None,
+             max_interval: float | None = None, on_timeout=None, follow_up=None):
+        """Poll until done (see connector/waiting.py). Every request a poll makes ends by the
+        wait's own deadline (plus a short grace for the last poll), so retries cannot carry a
+        wait past its timeout; the cancels on timeout get their own short budget.
+        ``on_timeout() -> note`` adds a sentence to the timeout's message."""
+        return self.step.wait(self, poll, what=what, timeout=timeout, interval=interval, max_interval=max_interval,
+                              on_timeout=on_timeout, follow_up=follow_up)
+
+    def progress(self, message: str, info: dict | None = None, **more) -> None:
+        """One progress line: stderr by default, or the caller's progress callback."""
+        self.step.progress(message, {**(info or {}), **more})
 
     def storage_get(self, url: str, headers=None, **kw) -> requests.Response:
         """GET a presigned cloud-storage link: no Authorization, no workspace credential."""
