@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import requests
 
 C = "/api/2.1/clusters"
 SPEC = {"cluster_name": "etl", "spark_version": "13.3.x-scala2.12", "node_type_id": "i3.xlarge",
@@ -22,12 +23,28 @@ def create(api, **over):
     return r.json()["cluster_id"]
 
 
-def test_catalogs(api):
+def test_catalogs(emu, api):
     nts = api.get(C + "/list-node-types").json()["node_types"]
     ids = {n["node_type_id"] for n in nts}
-    assert {"Standard_DS3_v2", "i3.xlarge", "m5d.large"} <= ids and len(nts) >= 5
+    assert {"i3.xlarge", "m5d.large"} <= ids and len(nts) >= 5          # AWS unless configured otherwise
+    assert not any(i.startswith(("Standard_", "n2-")) for i in ids)
     for n in nts:
         assert {"node_type_id", "memory_mb", "num_cores", "description", "instance_type_id", "category"} <= set(n)
+    assert api.get(C + "/list-zones").json()["default_zone"] == "us-west-2a"
+    # one cloud at a time: the catalogue, the zones, what a create accepts and the attributes it gets
+    for cloud, node, other, attrs in (("AZURE", "Standard_DS3_v2", "i3.xlarge", "azure_attributes"),
+                                      ("GCP", "n2-standard-4", "Standard_DS3_v2", "gcp_attributes"),
+                                      ("AWS", "i3.xlarge", "n2-standard-4", "aws_attributes")):
+        emu.config.update({"cloud": cloud})
+        ids = {n["node_type_id"] for n in api.get(C + "/list-node-types").json()["node_types"]}
+        assert node in ids and other not in ids, cloud
+        r = api.post(C + "/create", dict(SPEC, node_type_id=other))
+        assert r.status_code == 400 and r.json()["message"] == f"Node type {other} is not supported.", cloud
+        cid = create(api, node_type_id=node)
+        d = api.get(C + "/get", cluster_id=cid).json()
+        assert attrs in d and not {"aws_attributes", "azure_attributes", "gcp_attributes"} - {attrs} & set(d)
+    r = requests.post(emu.url + "/__emulator/config", json={"cloud": "MARS"})
+    assert r.status_code == 400 and "cloud" in r.json()["message"]
     keys = {v["key"] for v in api.get("/api/2.0/clusters/spark-versions").json()["versions"]}
     assert {"10.4.x-scala2.12", "13.3.x-scala2.12", "15.4.x-scala2.12"} <= keys
 
