@@ -16,7 +16,7 @@ import sys
 from typing import Iterable, Optional
 
 from .server import Emulator
-from .state import ConfigError
+from .state import Config, ConfigError
 
 
 def _value(text: str):
@@ -27,7 +27,8 @@ def _value(text: str):
 
 
 def parse_settings(items: Iterable[str]) -> dict:
-    """``["k=v", ...]`` -> {k: value}; ConfigError naming every malformed item."""
+    """``["k=v", ...]`` -> {k: value}, checked against ``Config``: ConfigError naming every
+    malformed item, unknown name and bad value at once."""
     config, problems = {}, []
     for item in items:
         key, sep, val = item.partition("=")
@@ -35,6 +36,10 @@ def parse_settings(items: Iterable[str]) -> dict:
             problems.append(f"--set {item!r}: expected key=value")
             continue
         config[key.strip()] = _value(val)
+    try:
+        Config().update(config)
+    except ConfigError as exc:
+        problems = exc.problems + problems
     if problems:
         raise ConfigError(problems)
     return config
