@@ -648,7 +648,7 @@ def list_clusters(req):
         raise invalid_parameter("Invalid sort_by: field must be CLUSTER_NAME or DEFAULT, "
                                 "direction ASC or DESC.")
     cap = max(1, int(st.config.list_page_size))
-    size = req.q_int("page_size", 0) or cap
+    size = req.q_int("page_size", 0) or int(st.config.list_default_page_size)
     if size < 0:
         raise invalid_parameter("page_size must be non-negative.")
     size = min(size, cap)

@@ -54,6 +54,7 @@ import html
 import importlib
 import io
 import itertools
+import json
 import re
 import secrets
 import threading
@@ -113,6 +114,7 @@ class JobsStore:
         self.run_keys: List[tuple] = []             # ascending (created ms, run id)
         self.job_run_keys: Dict[int, List[tuple]] = {}
         self.active: set = set()                    # run ids that are QUEUED, running or cleaning up
+        self.active_by_job: Dict[int, set] = {}     # job id -> its active run ids
         self.task_index: Dict[int, tuple] = {}      # task run id -> (parent run id, task_key)
         self.tokens: Dict[str, int] = {}            # idempotency token -> run id
         self.last_end: Dict[int, int] = {}          # job id -> latest end time of its runs
@@ -142,6 +144,18 @@ class JobsStore:
             self.job_ids = sorted(self.jobs)
 
     # -- runs
+    def activate(self, run: dict) -> None:
+        self.active.add(run["run_id"])
+        self.active_by_job.setdefault(run["job_id"], set()).add(run["run_id"])
+
+    def deactivate(self, run: dict) -> None:
+        self.active.discard(run["run_id"])
+        ids = self.active_by_job.get(run["job_id"])
+        if ids is not None:
+            ids.discard(run["run_id"])
+            if not ids:
+                del self.active_by_job[run["job_id"]]
+
     def add_run(self, run: dict) -> None:
         key = (run["created"], run["run_id"])
         self.runs[run["run_id"]] = run
@@ -802,7 +816,7 @@ def _create_run(st, store: JobsStore, *, job: Optional[dict], settings: dict, bo
 
 
 def _job_active(store: JobsStore, job_id: int, exclude=None) -> List[dict]:
-    return [r for r in (store.runs[i] for i in store.active) if r["job_id"] == job_id and r is not exclude]
+    return [store.runs[i] for i in store.active_by_job.get(job_id, ()) if store.runs[i] is not exclude]
 
 
 def _admit(st, store: JobsStore, run: dict, now: int) -> None:
@@ -818,7 +832,7 @@ def _admit(st, store: JobsStore, run: dict, now: int) -> None:
         _start(store, run, now)
     elif limit > 0 and run["queue_enabled"]:
         run["phase"] = "QUEUED"
-        store.active.add(run["run_id"])
+        store.activate(run)
         run["queue_details"] = {"code": "MAX_CONCURRENT_RUNS_REACHED",
                                 "message": f"Queued because the limit of {limit} concurrent runs of this job was reached."}
     else:
@@ -835,7 +849,7 @@ def _admit(st, store: JobsStore, run: dict, now: int) -> None:
 
 def _start(store: JobsStore, run: dict, at: int) -> None:
     run["phase"] = "ACTIVE"
-    store.active.add(run["run_id"])
+    store.activate(run)
     run["exec_start"] = at
     run["queue_details"] = None
     for t in run["all_task_runs"]:
@@ -1032,7 +1046,7 @@ def _complete(st, store: JobsStore, run: dict) -> None:
     """The run has ended (at its end_time): clean up its clusters, free its concurrency slot."""
     run["phase"] = "DONE"
     at = run["end_time"]
-    store.active.discard(run["run_id"])
+    store.deactivate(run)
     store.last_end[run["job_id"]] = max(store.last_end.get(run["job_id"], 0), at)
     from .clusters import lookup, terminate_job_cluster
     owned = [t["cluster_id"] for t in run["all_task_runs"] if t.get("owned_cluster") and t.get("cluster_id")]
@@ -1118,10 +1132,10 @@ def tick(st, now: Optional[int] = None) -> None:
             if run["phase"] in ("ACTIVE", "CLEANUP"):
                 _tick_run(st, store, run, now)
         by_job: Dict[int, List[dict]] = {}
-        for rid in store.active:
-            run = store.runs[rid]
-            if run["max_concurrent"] is not None and not run.get("deleted"):
-                by_job.setdefault(run["job_id"], []).append(run)
+        for job_id, rids in store.active_by_job.items():
+            runs = [store.runs[i] for i in rids]
+            if any(r["phase"] == "QUEUED" for r in runs):
+                by_job[job_id] = [r for r in runs if r["max_concurrent"] is not None and not r.get("deleted")]
         for job_id, runs in by_job.items():
             queued = sorted([r for r in runs if r["phase"] == "QUEUED"], key=lambda r: r["run_id"])
             if not queued:
@@ -1675,10 +1689,11 @@ def _cluster_instance(st, t: dict) -> Optional[dict]:
     if not cid:
         return None
     out = {"cluster_id": cid}
-    c = st.clusters.get(cid)
-    ctx = c.details.get("spark_context_id") if c is not None else None
-    if ctx is not None and t["phase"] in ("SCHEDULED", "DONE"):
-        t["spark_context_id"] = str(ctx)
+    if not t.get("spark_context_id") and t["phase"] in ("SCHEDULED", "DONE") and t.get("run_at") is not None:
+        c = st.clusters.get(cid)         # the Spark context the task ran in (kept when the cluster restarts)
+        ctx = c.details.get("spark_context_id") if c is not None and c.state in ("RUNNING", "RESIZING") else None
+        if ctx is not None:
+            t["spark_context_id"] = str(ctx)
     if t.get("spark_context_id"):
         out["spark_context_id"] = t["spark_context_id"]
     return out
@@ -1979,23 +1994,33 @@ def list_runs(req):
 
         found, nxt, prev = _keyset(keys, live, req.q("page_token"), "runs", limit, offset, reverse=True,
                                    lo=lo, hi=hi)
-        items = []
-        for r in found:
-            v = _run_view(st, r, now, with_tasks=expand, history=False)
-            if expand:
-                v.pop("iterations", None)
-                if len(v["tasks"]) > page_size:
-                    v["tasks"] = v["tasks"][:page_size]
-                    v["has_more"] = True
-            items.append(v)
-        out: dict = {"has_more": bool(nxt)}
-        if items:
-            out["runs"] = items
+        items = [_list_view(st, r, now, expand, page_size) for r in found]
+        head = {"has_more": bool(nxt)}
         if nxt:
-            out["next_page_token"] = nxt
+            head["next_page_token"] = nxt
         if prev:
-            out["prev_page_token"] = prev
-        return json_response(out)
+            head["prev_page_token"] = prev
+        body = json.dumps(head, separators=(",", ":")).encode()
+        if items:
+            body = body[:-1] + b',"runs":[' + b",".join(items) + b"]}"
+        return 200, body, {"Content-Type": "application/json"}
+
+
+def _list_view(st, run: dict, now: int, expand: bool, page_size: int) -> bytes:
+    """A runs/list item, serialised; a finished run's is kept (it no longer changes; a repair
+    makes the run active again and drops it)."""
+    cache = run.get("_list_views")
+    if run["phase"] == "DONE" and cache and cache[0] == (expand, page_size):
+        return cache[1]
+    v = _run_view(st, run, now, with_tasks=expand, history=False)
+    if expand:
+        v.pop("iterations", None)
+        if len(v["tasks"]) > page_size:
+            v["tasks"] = v["tasks"][:page_size]
+            v["has_more"] = True
+    data = json.dumps(v, separators=(",", ":")).encode()
+    run["_list_views"] = ((expand, page_size), data) if run["phase"] == "DONE" else None
+    return data
 
 
 def _cancel(st, run: dict, now: int) -> bool:
@@ -2047,10 +2072,11 @@ def cancel_all(req):
         tick(st)
         now = _ms(st)
         store = store_of(st)
-        runs = [store.runs[i] for i in sorted(store.active)]
         if job_id is not None:
             jid = _job(req, job_id)["job_id"]
-            runs = [r for r in runs if r["job_id"] == jid]
+            runs = [store.runs[i] for i in sorted(store.active_by_job.get(jid, ()))]
+        else:
+            runs = [store.runs[i] for i in sorted(store.active)]
         if all_queued and job_id is None:
             runs = [r for r in runs if r["phase"] == "QUEUED"]
         n = sum(1 for r in runs if not r.get("deleted") and _cancel(st, r, now))
@@ -2142,8 +2168,9 @@ def repair_run(req):
                 rep["task_run_ids"].append(t["run_id"])
         run["repairs"].append(rep)
         run.update(phase="ACTIVE", end_time=0, result_state=None, life_cycle_final=None, state_message="",
-                   user_cancelled=False, termination=None, cancel_at=None, stop=None, cleanup_ms=0, clusters={})
-        store.active.add(run["run_id"])
+                   user_cancelled=False, termination=None, cancel_at=None, stop=None, cleanup_ms=0, clusters={},
+                   _list_views=None)
+        store.activate(run)
         if run["exec_start"] is None or run["timeout_seconds"]:
             run["exec_start"] = now
         st.applied["jobs/runs/repair"] += 1

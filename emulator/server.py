@@ -144,9 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, str(v))
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        # headers and body in one write (one segment, no wait on the peer's delayed ACK)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
         self.wfile.flush()
 
     def _drop(self) -> None:

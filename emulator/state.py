@@ -55,7 +55,10 @@ class Config:
                                                        "CLOUD_PROVIDER_LAUNCH_FAILURE; then it clears itself.")
     cluster_launch_failure_type: str = knob("CLOUD_FAILURE", "Termination type of that failure when the code does "
                                                              "not imply one.")
-    list_page_size: int = knob(20, "clusters/list (2.1): server cap and default of page_size.", minimum=1)
+    list_page_size: int = knob(100, "clusters/list (2.1): the largest page_size honoured (Databricks: 100).",
+                               minimum=1)
+    list_default_page_size: int = knob(20, "clusters/list (2.1): the page size when none is asked for.",
+                                       minimum=1)
     events_page_size: int = knob(50, "clusters/events: default page size (at most 500).", minimum=1)
     validate_spark_version: bool = knob(True, "Refuse a spark_version that is not in clusters/spark-versions.")
 
