@@ -303,3 +303,31 @@ def test_events_paging(emu, api):
     ts = [e["timestamp"] for e in api.post(C + "/events", {"cluster_id": cid, "order": "ASC"}).json()["events"]]
     assert ts == sorted(ts)
     assert api.post(C + "/events", {"cluster_id": "nope"}).status_code == 400
+
+
+# ClusterAttributes and AutoScale of the SDK (service/compute.py): what events and details may carry
+ATTRIBUTES = set("""spark_version autotermination_minutes aws_attributes azure_attributes cluster_log_conf cluster_name
+custom_tags data_security_mode dependency_mode docker_image driver_instance_pool_id driver_node_type_flexibility
+driver_node_type_id enable_elastic_disk enable_local_disk_encryption gcp_attributes init_scripts instance_pool_id
+is_single_node kind node_type_id policy_id remote_disk_throughput runtime_engine single_user_name spark_conf
+spark_env_vars ssh_public_keys total_initial_remote_disk_size use_ml_runtime worker_node_type_flexibility
+workload_type""".split())
+
+
+def test_event_attributes_and_autoscale_carry_only_what_databricks_sends(emu, api):
+    body = dict(SPEC, autoscale={"min_workers": 1, "max_workers": 3}, apply_policy_default_values=False)
+    body.pop("num_workers")
+    cid = api.post(C + "/create", body).json()["cluster_id"]
+    d = wait_state(api, cid, "RUNNING")
+    assert d["autoscale"] == {"min_workers": 1, "max_workers": 3} and "num_workers" not in d
+    assert "apply_policy_default_values" not in d and d["spec"]["apply_policy_default_values"] is False
+    edit = dict(body, cluster_id=cid, cluster_name="renamed")
+    assert api.post(C + "/edit", edit).status_code == 200
+    events = {e["type"]: e for e in api.post(C + "/events", {"cluster_id": cid}).json()["events"]}
+    created = events["CREATING"]["details"]
+    assert set(created["attributes"]) <= ATTRIBUTES and "autoscale" not in created["attributes"]
+    assert created["cluster_size"] == {"autoscale": {"min_workers": 1, "max_workers": 3}}
+    edited = events["EDITED"]["details"]
+    assert set(edited["attributes"]) <= ATTRIBUTES and set(edited["previous_attributes"]) <= ATTRIBUTES
+    assert edited["attributes"]["cluster_name"] == "renamed" and edited["previous_attributes"]["cluster_name"] == "etl"
+    assert events["RUNNING"]["details"] == {"current_num_workers": 1, "target_num_workers": 1}
