@@ -122,6 +122,7 @@ class JobsStore:
         self.run_ids = itertools.count(secrets.randbelow(9 * 10 ** 12) + 10 ** 14)
         self.ticker: Optional[threading.Thread] = None
         self.closed = False
+        self.close_registered = False
 
     # -- jobs
     def add_job(self, job: dict) -> None:
@@ -221,7 +222,8 @@ def _ensure_ticker(st, store: JobsStore) -> None:
                 if prog is not None and not prog.done():
                     prog.cancel()
 
-    if store.ticker is None:
+    if not store.close_registered:
+        store.close_registered = True
         st.on_close(stop)
     store.ticker = threading.Thread(target=loop, name="emulator-jobs-ticker", daemon=True)
     store.ticker.start()
@@ -1496,6 +1498,9 @@ def _begin(st, store: JobsStore, run: dict, t: dict) -> None:
     spec = t["spec"]
     kind = _task_type(spec)
     plan = t.get("plan") or {}
+    c = st.clusters.get(t["cluster_id"]) if t.get("cluster_id") else None
+    if c is not None and c.details.get("spark_context_id") is not None:
+        t["spark_context_id"] = str(c.details["spark_context_id"])      # the Spark context it runs in
     if kind == "condition_task":
         t["sync_outcome"] = _condition_task(run, t)
     elif kind == "run_job_task":

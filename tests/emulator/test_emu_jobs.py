@@ -136,6 +136,8 @@ def test_job_clusters_exist_for_the_run_and_terminate_after(emu, api, jobs):
     by_key = {t["task_key"]: t for t in run["tasks"]}
     assert by_key["a"]["cluster_instance"]["cluster_id"] == by_key["b"]["cluster_instance"]["cluster_id"] == \
         shared["cluster_id"]
+    assert by_key["a"]["cluster_instance"]["spark_context_id"] == by_key["b"]["cluster_instance"]["spark_context_id"]
+    assert by_key["own"]["cluster_instance"]["spark_context_id"].isdigit()
     for cid in (shared["cluster_id"], own["cluster_id"]):
         d = api.get(C + "/get", cluster_id=cid).json()
         assert d["state"] in ("TERMINATING", "TERMINATED") and d["termination_reason"]["code"] == "JOB_FINISHED"
