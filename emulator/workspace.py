@@ -668,8 +668,7 @@ def _put(st, t: Tree, item: tuple, overwrite: bool, creator: Optional[str]) -> N
     node.modified_at = now
     if item[0] == "NOTEBOOK":
         _, _, lang, source, origin = item
-        if len(source.encode("utf-8")) > MAX_BYTES:
-            _check_size(len(source.encode("utf-8")))
+        _check_size(len(source.encode("utf-8")))
         node.language, node.source, node.origin, node.data = lang, source, origin, None
     else:
         node.data, node.language, node.source = item[2], None, None
