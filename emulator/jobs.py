@@ -970,7 +970,11 @@ def _advance_tasks(st, store: JobsStore, run: dict, horizon: int) -> None:
                     if t["phase"] == "SCHEDULED":
                         _begin(st, store, run, t)
                     progress = True
-                if t["phase"] == "SCHEDULED" and t["started"]:
+                lost = _cluster_lost(st, t) if t["phase"] == "SCHEDULED" and t["started"] else None
+                if lost:
+                    _fail_task(t, max(t["run_at"], min(horizon, _ms(st))), lost, ("CLUSTER_ERROR", "CLIENT_ERROR"))
+                    progress = True
+                elif t["phase"] == "SCHEDULED" and t["started"]:
                     limit = int(t["spec"].get("timeout_seconds") or 0)
                     if limit and t["run_at"] + limit * 1000 <= horizon:
                         _timeout_task(st, run, t, t["run_at"] + limit * 1000, limit)
@@ -1238,6 +1242,21 @@ def _compute_ready(st, run: dict, t: dict, horizon: int) -> Optional[int]:
                    f"unexpected state {c.state.capitalize()}.", ("CLUSTER_ERROR", "CLOUD_FAILURE"))
         return t["done_at"]
     return None        # PENDING, RESTARTING, TERMINATING: wait
+
+
+def _cluster_lost(st, t: dict) -> Optional[str]:
+    """Why a running task lost its cluster (terminated, gone, restarted), or None."""
+    cid = t.get("cluster_id")
+    if not cid or t.get("spark_context_id") is None:
+        return None
+    from .clusters import lookup
+    c = lookup(st, cid)
+    if c is None or c.state in ("TERMINATING", "TERMINATED", "ERROR", "UNKNOWN"):
+        return f"Cluster {cid} was terminated during the run."
+    ctx = c.details.get("spark_context_id")
+    if ctx is not None and str(ctx) != t["spark_context_id"]:
+        return f"The Spark driver of cluster {cid} restarted during the run."
+    return None
 
 
 def _release_task_cluster(st, t: dict, at: int) -> None:

@@ -175,6 +175,18 @@ def test_cancel_is_asynchronous_and_interrupts_the_code(emu, api, jobs):
         output(api, task["run_id"])["notebook_output"] == {}
 
 
+def test_a_task_whose_cluster_goes_away_fails(emu, api, jobs):
+    cid = emu.state.add_cluster(state="RUNNING")
+    put(api, "/Shared/j/long.py", "import time\ntime.sleep(60)", format="AUTO")
+    rid = submit(api, [{"task_key": "a", "existing_cluster_id": cid,
+                        "spark_python_task": {"python_file": "/Shared/j/long.py"}}])
+    wait(api, rid, life=("RUNNING",))
+    assert api.post(C + "/delete", {"cluster_id": cid}).status_code == 200
+    task = wait(api, rid)["tasks"][0]
+    assert task["state"]["life_cycle_state"] == "INTERNAL_ERROR"
+    assert task["state"]["state_message"] == f"Cluster {cid} was terminated during the run."
+
+
 def test_a_task_past_its_timeout_ends_timedout(api, jobs):
     put(api, "/Shared/j/slow.py", "import time\ntime.sleep(60)", format="AUTO")
     rid = submit(api, [{"task_key": "a", "timeout_seconds": 1, "spark_python_task": {"python_file": "/Shared/j/slow.py"}}])
