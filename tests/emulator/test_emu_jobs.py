@@ -74,7 +74,7 @@ def output(api, task_run_id):
 
 
 def test_a_terminated_cluster_is_started_and_the_task_waits_for_it(emu, api, jobs):
-    emu.config.update({"cluster_start_seconds": 0.6})
+    emu.config.update({"cluster_start_seconds": 60})
     cid = emu.state.add_cluster(state="TERMINATED", cluster_name="shared")
     notebook(api, "/Shared/j/hello", "dbutils.notebook.exit('hello')")
     rid = submit(api, [{"task_key": "a", "existing_cluster_id": cid, "notebook_task": {"notebook_path": "/Shared/j/hello"}}])
@@ -82,13 +82,14 @@ def test_a_terminated_cluster_is_started_and_the_task_waits_for_it(emu, api, job
     assert run["state"]["life_cycle_state"] == "PENDING" and run["tasks"][0]["state"]["life_cycle_state"] == "PENDING"
     assert api.get(C + "/get", cluster_id=cid).json()["state"] == "PENDING"          # the job started it
     assert run["tasks"][0]["cluster_instance"] == {"cluster_id": cid}                  # no Spark context yet
+    emu.state.clock.advance(61)                                                        # the cluster is up
     run = wait(api, rid)
     task = run["tasks"][0]
     assert task["state"]["result_state"] == "SUCCESS"
     cluster = api.get(C + "/get", cluster_id=cid).json()
     assert cluster["state"] == "RUNNING"
     assert task["cluster_instance"] == {"cluster_id": cid, "spark_context_id": str(cluster["spark_context_id"])}
-    assert task["setup_duration"] >= 600                              # it waited for the cluster to start
+    assert task["setup_duration"] >= 60000                            # it waited for the cluster to start
     assert output(api, task["run_id"])["notebook_output"] == {"result": "hello", "truncated": False}
     starting = [e for e in api.post(C + "/events", {"cluster_id": cid}).json()["events"] if e["type"] == "STARTING"]
     assert len(starting) == 1
@@ -110,7 +111,7 @@ def test_a_missing_cluster_fails_the_run_with_databricks_message(api, jobs):
 
 
 def test_job_clusters_exist_for_the_run_and_terminate_after(emu, api, jobs):
-    emu.config.update({"jobs_task_seconds": 0.8})
+    emu.config.update({"jobs_task_seconds": 60})
     notebook(api, "/Shared/j/hello", "dbutils.notebook.exit('hello')")
     jid = api.post(J + "/create", {"name": "jc", "job_clusters": [{"job_cluster_key": "main", "new_cluster": SPEC}],
                                    "tasks": [{"task_key": "a", "job_cluster_key": "main",
@@ -131,6 +132,9 @@ def test_job_clusters_exist_for_the_run_and_terminate_after(emu, api, jobs):
     r = api.post(J + "/runs/submit", {"tasks": [{"task_key": "x", "existing_cluster_id": shared["cluster_id"],
                                                  "notebook_task": {"notebook_path": "/Shared/j/hello"}}]})
     assert r.status_code == 400 and r.json()["message"] == "existing_cluster_id only supports all-purpose cluster IDs"
+    for _ in range(3):                       # a, then b (after a), each RUNNING for 60 s of the workspace clock
+        emu.state.clock.advance(61)
+        time.sleep(0.2)
     run = wait(api, rid)
     assert run["state"]["result_state"] == "SUCCESS"
     by_key = {t["task_key"]: t for t in run["tasks"]}
