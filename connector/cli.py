@@ -119,19 +119,22 @@ def cmd_docs(args) -> int:
 
 
 def cmd_emulator(args) -> int:
-    import time
+    from .emulator.__main__ import launch
+    from .emulator.state import ConfigError
 
-    from .emulator import Emulator
-
-    emu = Emulator(host=args.host, port=args.port)
-    emu.start()
-    _print({"url": emu.url, "connections": emu.connections(),
-            "note": "Save a connection to a file and pass it with --connection; Ctrl-C stops the emulator."})
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        emu.stop()
+        emu, files = launch(args.host, args.port, args.set, token=args.token, client_id=args.client_id,
+                            client_secret=args.client_secret, connections_dir=args.write_connections)
+    except ConfigError as exc:
+        raise ConnectorError("invalid_input", f"Bad emulator settings: {exc}",
+                             hint="See docs/emulator.md for every setting, its type and default.") from None
+    doc = {"url": emu.url, "connections": emu.connections(),
+           "note": "Save a connection to a file and pass it with --connection; Ctrl-C stops the emulator."}
+    if files:
+        doc["connection_files"] = files
+        doc["note"] = "Pass a connection file with --connection; Ctrl-C stops the emulator."
+    _print(doc)
+    emu.serve_forever()
     return 0
 
 
@@ -186,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("emulator", help="serve a local Databricks workspace")
     e.add_argument("--host", default="127.0.0.1")
     e.add_argument("--port", type=int, default=8765)
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an emulator setting, e.g. --set cluster_start_seconds=0.5 (repeatable; docs/emulator.md)")
+    e.add_argument("--token", help="the personal access token to accept (default: a random one)")
+    e.add_argument("--client-id", help="the service principal's application id (default: a random one)")
+    e.add_argument("--client-secret", help="the service principal's OAuth secret (default: a random one)")
+    e.add_argument("--write-connections", metavar="DIR", help="write one connection file per type into DIR")
     e.set_defaults(func=cmd_emulator)
 
     m = sub.add_parser("demo", help="start an emulator and run a tour of real actions")

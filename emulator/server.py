@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from . import api
 from .api import ApiError, HttpError, Request, find_route
-from .state import Config, WorkspaceState
+from .state import Config, ConfigError, WorkspaceState
 
 FAULT_KINDS = ("429", "503", "500", "502_html", "drop_before", "drop_after", "delay",
                "malformed_json", "invalid_token")
@@ -144,9 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, str(v))
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        # headers and body in one write (one segment, no wait on the peer's delayed ACK)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
         self.wfile.flush()
 
     def _drop(self) -> None:
@@ -317,7 +320,11 @@ class Emulator:
     ...                  headers={"Authorization": f"Bearer {emu.pat}"})
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", **config: Any) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", *, token: Optional[str] = None,
+                 client_id: Optional[str] = None, client_secret: Optional[str] = None, **config: Any) -> None:
+        """``config``: any field of :class:`Config` (a bad name or value raises ConfigError naming
+        them all). ``token``, ``client_id``, ``client_secret``: fixed credentials for the personal
+        access token and the service principal (random ones otherwise)."""
         load_area_modules()
         cfg = Config()
         cfg.update(config)
@@ -327,8 +334,9 @@ class Emulator:
         self.faults = Faults()
         self._log_lock = threading.Lock()
         self._requests: List[dict] = []
-        self.pat = self.state.add_pat("emulator-user@example.com")
-        self.client_id, self.client_secret = self.state.add_service_principal()
+        self.pat = self.state.add_pat("emulator-user@example.com", token=token)
+        self.client_id, self.client_secret = self.state.add_service_principal(client_id=client_id,
+                                                                              client_secret=client_secret)
         self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -497,10 +505,14 @@ class Emulator:
             if method == "POST":
                 try:
                     self.config.update(body())
-                except KeyError as e:
-                    raise ApiError(400, "INVALID_PARAMETER_VALUE", str(e.args[0])) from None
+                except ConfigError as e:
+                    raise ApiError(400, "INVALID_PARAMETER_VALUE", str(e),
+                                   details=[{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                             "field_violations": [{"description": p} for p in e.problems]}]) from None
                 return 200, self.config.as_dict()
             if method == "GET":
+                if (query.get("describe") or [""])[0].lower() in ("1", "true", "yes"):
+                    return 200, {"knobs": Config.describe()}
                 return 200, self.config.as_dict()
         if path == "/__emulator/reset" and method == "POST":
             self.reset()

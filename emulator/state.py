@@ -4,6 +4,7 @@ clusters and per-area storage for other modules. One lock guards it all."""
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import secrets
 import threading
@@ -15,34 +16,164 @@ from typing import Any, Callable, Dict, Optional
 
 # --------------------------------------------------------------------------- config
 
+CLOUDS = ("AWS", "AZURE", "GCP")
+
+
+def knob(default: Any, doc: str, *, choices: Optional[tuple] = None, minimum: Optional[float] = None) -> Any:
+    """A documented field of :class:`Config` (``doc`` is what docs/emulator.md says about it)."""
+    meta = {"doc": doc, "choices": choices, "minimum": minimum}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class Config:
-    """Runtime-mutable behaviour knobs. Tests change these at any time."""
-    token_lifetime: float = 3600            # seconds; read when a token is issued
-    cluster_start_seconds: float = 3.0      # PENDING -> RUNNING
-    cluster_restart_seconds: float = 2.0    # RESTARTING -> RUNNING (restart, edit of a running cluster)
-    cluster_resize_seconds: float = 1.0     # RESIZING -> RUNNING
-    cluster_terminate_seconds: float = 1.0  # TERMINATING -> TERMINATED
-    cluster_launch_failure: Optional[str] = None   # one-shot: next create/start fails with this code
-    cluster_launch_failure_type: str = "CLOUD_FAILURE"
-    not_found_style: str = "legacy400"      # "legacy400" | "404"
-    list_page_size: int = 20                # server cap (and default) for paginated lists
-    events_page_size: int = 50              # default page of clusters/events (max 500)
-    validate_spark_version: bool = True
-    cloud: str = "AWS"                      # reported by /.well-known/databricks-config
-    context_start_seconds: float = 0.3      # 1.2 execution context: Pending -> Running
-    command_queue_seconds: float = 0.1      # 1.2 command: Queued -> Running
+    """Every behaviour knob of the emulator, in one place. The same names are accepted by
+    ``Emulator(**config)``, ``POST /__emulator/config`` (a JSON object) and
+    ``databricks-connector emulator --set name=value``; changes apply at once (a duration is read
+    when the transition it governs is scheduled). Durations are seconds. docs/emulator.md lists
+    them all (a test keeps it complete)."""
+
+    # -- the workspace
+    cloud: str = knob("AWS", "Cloud of the workspace: AWS, AZURE or GCP. Decides the node-type catalogue, the "
+                             "zones and the cloud attributes a cluster gets by default, and what "
+                             "/.well-known/databricks-config reports.", choices=CLOUDS)
+    not_found_style: str = knob("legacy400", "How clusters/get, jobs/get and runs/get say an id does not exist: "
+                                             "legacy400 (400 INVALID_PARAMETER_VALUE, what Databricks sends) or "
+                                             "404 (404 RESOURCE_DOES_NOT_EXIST).", choices=("legacy400", "404"))
+    token_lifetime: float = knob(3600, "Lifetime of an OAuth access token issued by the token endpoint.", minimum=0)
+
+    # -- clusters
+    cluster_start_seconds: float = knob(3.0, "PENDING -> RUNNING (create, start, a job cluster).", minimum=0)
+    cluster_restart_seconds: float = knob(2.0, "RESTARTING -> RUNNING (restart, edit of a running cluster).",
+                                          minimum=0)
+    cluster_resize_seconds: float = knob(1.0, "RESIZING -> RUNNING.", minimum=0)
+    cluster_terminate_seconds: float = knob(1.0, "TERMINATING -> TERMINATED.", minimum=0)
+    cluster_launch_failure: Optional[str] = knob(None, "One shot: the next cluster launch (create, start, a job's "
+                                                       "start of a cluster) fails with this termination code, e.g. "
+                                                       "CLOUD_PROVIDER_LAUNCH_FAILURE; then it clears itself.")
+    cluster_launch_failure_type: str = knob("CLOUD_FAILURE", "Termination type of that failure when the code does "
+                                                             "not imply one.")
+    list_page_size: int = knob(100, "clusters/list (2.1): the largest page_size honoured (Databricks: 100).",
+                               minimum=1)
+    list_default_page_size: int = knob(20, "clusters/list (2.1): the page size when none is asked for.",
+                                       minimum=1)
+    events_page_size: int = knob(50, "clusters/events: default page size (at most 500).", minimum=1)
+    validate_spark_version: bool = knob(True, "Refuse a spark_version that is not in clusters/spark-versions.")
+
+    # -- command execution (API 1.2)
+    context_start_seconds: float = knob(0.3, "Execution context: Pending -> Running.", minimum=0)
+    command_queue_seconds: float = knob(0.1, "Command: Queued -> Running.", minimum=0)
+
+    # -- jobs and runs
+    jobs_pending_seconds: float = knob(0.2, "A task's PENDING time once its cluster runs (execution context "
+                                            "set-up); a job cluster or a stopped cluster adds its start time.",
+                                       minimum=0)
+    jobs_task_seconds: float = knob(0.5, "The shortest RUNNING time of a task; a task whose code runs longer "
+                                         "runs as long as its code.", minimum=0)
+    jobs_cancel_seconds: float = knob(1.0, "TERMINATING time of a cancelled or timed-out run (its clean-up; "
+                                           "reported as cleanup_duration).", minimum=0)
+    jobs_python_timeout: float = knob(3600.0, "Safety cap on the run time of one task's Python (notebook, script, "
+                                              "wheel); the task fails when its code runs longer.", minimum=0)
+    jobs_array_page_size: int = knob(100, "jobs/get and runs/get (2.2): elements per page of the paged arrays "
+                                          "(tasks, job_clusters, parameters, ...).", minimum=1)
+    jobs_list_max_limit: int = knob(100, "jobs/list: the largest limit accepted (1..this).", minimum=1)
+    jobs_runs_list_max_limit: int = knob(25, "runs/list: the largest limit accepted (0 means this).", minimum=1)
+    jobs_page_cap: int = knob(100, "jobs/list: the most jobs on one page, whatever the limit (set it low to see "
+                                   "many pages).", minimum=1)
+    jobs_runs_page_cap: int = knob(25, "runs/list: the most runs on one page, whatever the limit.", minimum=1)
 
     def update(self, values: Dict[str, Any]) -> None:
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = [k for k in values if k not in names]
-        if unknown:
-            raise KeyError(f"unknown config field(s): {', '.join(sorted(unknown))}")
-        for k, v in values.items():
-            setattr(self, k, v)
+        """Apply ``values`` at once, or none of them: every unknown name and bad value is reported
+        in one :class:`ConfigError`."""
+        if not isinstance(values, dict):
+            raise ConfigError(["the configuration must be an object of name: value"])
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        problems = []
+        clean = {}
+        for name, value in values.items():
+            f = fields.get(name)
+            if f is None:
+                problems.append(f"unknown config field {name!r}")
+                continue
+            try:
+                clean[name] = _coerce(f, value, getattr(self, name))
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ConfigError(problems)
+        for name, value in clean.items():
+            setattr(self, name, value)
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def describe(cls) -> list:
+        """[{name, default, doc, choices}] of every knob, in declaration order."""
+        out = []
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            out.append({"name": f.name, "default": default, "doc": f.metadata.get("doc", ""),
+                        "choices": f.metadata.get("choices")})
+        return out
+
+
+class ConfigError(KeyError, ValueError):
+    """Bad configuration: ``problems`` names every unknown field and bad value."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def __str__(self) -> str:
+        return "; ".join(self.problems)
+
+
+_TYPES = {"float": (float,), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
+def _coerce(f, value: Any, current: Any) -> Any:
+    """Check ``value`` against the field's declared type (annotation text), choices and minimum."""
+    ann = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    optional = ann.startswith("Optional[")
+    base = ann[len("Optional["):-1] if optional else ann
+    if value is None:
+        if optional:
+            return None
+        raise ValueError("must not be null")
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        value = float(value)
+    elif base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ValueError(f"must be an integer, got {value!r}")
+    elif base == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+    elif base == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+    elif base.startswith(("Dict", "dict")):
+        if not isinstance(value, dict):
+            raise ValueError(f"must be an object, got {value!r}")
+        value = copy.deepcopy(value)
+    elif base.startswith(("List", "list")):
+        if not isinstance(value, list):
+            raise ValueError(f"must be an array, got {value!r}")
+        value = copy.deepcopy(value)
+    choices = f.metadata.get("choices") if f.metadata else None
+    if choices and value not in choices:
+        raise ValueError(f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+    minimum = f.metadata.get("minimum") if f.metadata else None
+    if minimum is not None and isinstance(value, (int, float)) and value < minimum:
+        raise ValueError(f"must be at least {minimum:g}, got {value!r}")
+    return value
 
 
 # --------------------------------------------------------------------------- clock
@@ -143,10 +274,10 @@ class WorkspaceState:
                 self.users[user_name] = p
             return p
 
-    def add_pat(self, user: str = "emulator-user@example.com") -> str:
+    def add_pat(self, user: str = "emulator-user@example.com", token: Optional[str] = None) -> str:
         with self.lock:
             self.add_user(user)
-            token = "dapi" + secrets.token_hex(16)
+            token = token or ("dapi" + secrets.token_hex(16))
             self.pats[token] = user
             return token
 

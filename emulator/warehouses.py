@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from .api import ApiError, decode_page_token, encode_page_token, invalid_parameter, route
+from .api import ApiError, Snapshots, invalid_parameter, route
 
 API = r"/api/2\.0/sql/warehouses"
 STATES = ("STARTING", "RUNNING", "STOPPING", "STOPPED", "DELETING", "DELETED")
@@ -222,16 +222,19 @@ def list_warehouses(req):
     if size < 0:
         raise invalid_parameter("page_size must not be negative")
     size = min(size, s.warehouse_page_size)
-    offset = decode_page_token(req.q("page_token"), "wh") if req.q("page_token") else 0
     with req.state.lock:
-        items = [advance(req.state, wh) for wh in warehouses(req.state).values()]
-        items = [public(req, wh) for wh in items if wh["state"] != "DELETED"]
-    page = items[offset:offset + size]
+        # paged over the listing's first-page order: each page costs its own size (linear lists)
+        def build():
+            return [wh for wh in warehouses(req.state).values() if advance(req.state, wh)["state"] != "DELETED"]
+
+        snapshots = req.state.area("warehouse_list_snapshots", Snapshots)
+        page, nxt, _ = snapshots.page(req.q("page_token"), build, size, "wh")
+        page = [public(req, advance(req.state, wh)) for wh in page]
     out: dict = {}
     if page:
         out["warehouses"] = page
-    if offset + size < len(items):
-        out["next_page_token"] = encode_page_token(offset + size, "wh")
+    if nxt:
+        out["next_page_token"] = nxt
     return out
 
 

@@ -238,6 +238,7 @@ def test_unknown_ids_are_not_found(emulator, pat, connector, cluster, context, a
 # --------------------------------------------------------------------------- CLI end to end
 
 def test_cli_create_run_terminate(emulator, pat, tmp_path):
+    emulator.config.update({"cloud": "AZURE"})       # the payload is an Azure one (restored by the conftest)
     conn_file = tmp_path / "conn.json"
     conn_file.write_text(json.dumps(pat))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
