@@ -39,8 +39,7 @@ def _restore_settings(emulator):
 
 def _slow_job(emulator, conn):
     S.fast_jobs(emulator)
-    tasks = [{"task_key": "main", "spark_python_task": {"python_file": "m.py",
-                                                        "python_code": "import time\ntime.sleep(60)"}}]
+    tasks = [S.script_task(emulator, "main", "import time\ntime.sleep(60)")]
     return QUICK.run("create_job", conn, {"name": f"int-{uuid.uuid4().hex[:8]}", "tasks": tasks})["job_id"]
 
 

@@ -61,7 +61,7 @@ class Progress:
 def _job(emulator, connector, conn, code="import time\ntime.sleep(30)"):
     S.fast_jobs(emulator, task_seconds=0.05)
     name = f"wait-{uuid.uuid4().hex[:8]}"
-    tasks = [{"task_key": "main", "spark_python_task": {"python_file": "main.py", "python_code": code}}]
+    tasks = [S.script_task(emulator, "main", code)]
     return connector.run("create_job", conn, {"name": name, "tasks": tasks})["job_id"]
 
 
@@ -88,8 +88,7 @@ def _prep_run_job_now(emulator, connector, conn):
 def _prep_submit_run(emulator, connector, conn):
     S.fast_jobs(emulator, task_seconds=0.05)
     return {"run_name": "wait-submit", "wait_for_completion": True,
-            "tasks": [{"task_key": "main", "spark_python_task": {"python_file": "m.py",
-                                                                 "python_code": "import time\ntime.sleep(30)"}}]}
+            "tasks": [S.script_task(emulator, "main", "import time\ntime.sleep(30)")]}
 
 
 def _prep_sql(emulator, connector, conn):
@@ -509,8 +508,7 @@ def test_a_command_that_fails_or_times_out_still_destroys_the_context_it_created
 
 def test_exporting_a_multi_task_run_says_to_export_each_task_run(emulator, pat):
     S.fast_jobs(emulator)
-    tasks = [{"task_key": k, "spark_python_task": {"python_file": f"{k}.py", "python_code": "print(1)"}}
-             for k in ("a", "b")]
+    tasks = [{"task_key": k, "notebook_task": {"notebook_path": S.SCENARIO_NOTEBOOK}} for k in ("a", "b")]
     tasks[1]["depends_on"] = [{"task_key": "a"}]
     job_id = QUICK.run("create_job", pat, {"name": f"multi-{uuid.uuid4().hex[:6]}", "tasks": tasks})["job_id"]
     run = QUICK.run("run_job_now", pat, {"job_id": job_id, "wait_for_completion": True, "poll_interval_seconds": 0.1},
@@ -575,7 +573,7 @@ def _prep_pending(key, emulator, connector, conn):
     if key == "submit_run":
         S.fast_jobs(emulator)
         return {"run_name": "pending", "wait_for_completion": True, **wait,
-                "tasks": [{"task_key": "main", "spark_python_task": {"python_file": "m.py", "python_code": code}}]}, done
+                "tasks": [S.script_task(emulator, "main", code)]}, done
     if key == "repair_run":
         job_id = _job(emulator, connector, conn, code=code)
         run = connector.run("run_job_now", conn, {"job_id": job_id, "wait_for_completion": True, **wait}, progress=False)

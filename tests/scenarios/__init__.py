@@ -272,6 +272,19 @@ def seed_file(emulator, path: str, data) -> None:
                                     "content": base64.b64encode(raw).decode()})
 
 
+def script_task(emulator, task_key: str, code: str) -> dict:
+    """A Python script task: the code seeded as a workspace file (once per content), run with the
+    task's default compute."""
+    import hashlib
+
+    path = f"/Shared/scripts/{hashlib.sha256(code.encode()).hexdigest()[:12]}.py"
+    ident = (emulator.url, path, code, "FILE")
+    if ident not in _SEEDED:
+        _SEEDED.add(ident)
+        seed_file(emulator, path, code)
+    return {"task_key": task_key, "spark_python_task": {"python_file": path}}
+
+
 def _workspace(emulator, op: str, body: dict) -> None:
     import requests
 
