@@ -144,7 +144,7 @@ def cmd_serve(args) -> int:
     hosts = [h for h in (args.allowed_hosts or "").split(",") if h.strip()] if args.allowed_hosts is not None else None
     config = ServerConfig(host=args.host, port=args.port, api_key_env=args.api_key_env, no_auth=args.no_auth,
                           connections_dir=args.connections, ca_bundle=args.ca_bundle, read_only=args.read_only,
-                          sync_budget=args.sync_budget, token_secret_env=args.token_secret_env,
+                          sync_budget=args.sync_budget, poll_budget=args.poll_budget, token_secret_env=args.token_secret_env,
                           public_url=args.public_url, workers=args.workers, threads=args.threads)
     if hosts is not None:
         config.allowed_hosts = hosts
@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--read-only", action="store_true", help="expose only read-only actions")
     v.add_argument("--sync-budget", type=float, default=100.0, metavar="SECONDS",
                    help="longest wait before a call answers 202 with an operation (default 100)")
+    v.add_argument("--poll-budget", type=float, default=5.0, metavar="SECONDS",
+                   help="longest a GET /operations/{token} waits before it answers 202 again (default 5)")
     v.add_argument("--token-secret-env", metavar="NAME", help="environment variable holding the secret that signs "
                    "operation tokens (share it between servers behind a load balancer)")
     v.add_argument("--public-url", metavar="URL", help="the server's external URL (for Location headers and documents)")
