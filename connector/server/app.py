@@ -472,8 +472,10 @@ class App:
         kinds = {"playground.html": "text/html; charset=utf-8", "playground.js": "text/javascript; charset=utf-8",
                  "playground.css": "text/css; charset=utf-8"}
         if name == "icon.png":
+            from .. import __file__ as package_init
+
             icon = self.surface.connector.get("icon") or "assets/databricks.png"
-            path = Path(__file__).resolve().parent.parent / icon
+            path = Path(package_init).parent / icon
             if not path.is_file():
                 raise ConnectorError("not_found", "No icon")
             return Response(path.read_bytes(), media_type="image/png")
