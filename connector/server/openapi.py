@@ -278,7 +278,8 @@ def openapi31(surface: Surface, base_url: str, *, api_key: bool = True) -> dict:
         "description": "202 while it runs (with a new Location: always follow the latest), 200 with the action's "
                        "output when done. Send the same connection headers as the call that started it.",
         "tags": ["Operations"], "security": security,
-        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "parameters": [{"name": "token", "in": "path", "required": True,
+                        "schema": {"type": "string", "pattern": r"^op1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"}}],
         "responses": {"200": {"description": "The action's output.", "content": {"application/json": {"schema": {}}}},
                       "202": {"$ref": "#/components/responses/Accepted"}, **errors}}}
     paths["/spec"] = {"get": {"operationId": "get_spec", "summary": "The connector's spec", "tags": ["Documents"],
