@@ -309,3 +309,27 @@ def test_the_cli_does_not_import_the_server_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_triggers_poll_with_the_callers_state(server, pat, spec):
+    triggers = spec.get("triggers") or []
+    if not triggers:
+        pytest.skip("the manifest declares no triggers yet")
+    free = [t for t in triggers if not t["input_schema"].get("required")]
+    assert free, "a trigger that polls without inputs"
+    for trigger in free:
+        path = f"/triggers/{trigger['key']}/poll"
+        first = server.post(path, {}, conn=pat)
+        assert first.status_code == 200, first.text
+        doc = first.json()
+        assert isinstance(doc["events"], list) and isinstance(doc["state"], dict)
+        again = server.post(path, {"state": doc["state"]}, conn=pat)
+        assert again.status_code == 200 and isinstance(again.json()["events"], list)
+        bad = server.post(path, {"state": "not an object", "extra": 1}, conn=pat)
+        assert bad.status_code == 400 and {p["key"] for p in bad.json()["error"]["details"]["inputs"]} == {"state", "extra"}
+        # Power Automate's polling form: 202 (nothing new) or 200 (the new events), the next state in Location
+        polled = server.get(path, conn=pat)
+        assert polled.status_code in (200, 202), polled.text
+        assert "state=" in polled.headers["Location"] and int(polled.headers["Retry-After"]) >= 1
+        follow = server.get(polled.headers["Location"].split(server.url, 1)[1], conn=pat)
+        assert follow.status_code in (200, 202)

@@ -441,7 +441,7 @@ def swagger20(surface: Surface, base_url: str, *, api_key: bool = True) -> dict:
                  "description": connector.get("description", "")},
         "host": parts.netloc, "basePath": parts.path.rstrip("/") or "/", "schemes": [parts.scheme or "https"],
         "consumes": ["application/json"], "produces": ["application/json"],
-        "paths": paths, "definitions": definitions,
+        "paths": paths, "definitions": {name: to_swagger_schema(d) for name, d in definitions.items()},
         "securityDefinitions": security_definitions,
         "security": [{"api_key": []}] if api_key else [{"databricks_connection": []}],
         "x-ms-capabilities": {"testConnection": {"operationId": "TestConnection", "parameters": {}}},
