@@ -143,7 +143,7 @@ def cmd_serve(args) -> int:
                              hint="pip install 'databricks-connector[server]'") from None
     hosts = [h for h in (args.allowed_hosts or "").split(",") if h.strip()] if args.allowed_hosts is not None else None
     config = ServerConfig(host=args.host, port=args.port, api_key_env=args.api_key_env, no_auth=args.no_auth,
-                          connections_dir=args.connections, ca_bundle=args.ca_bundle, read_only=args.read_only,
+                          connections_dir=args.connections, default_connection=args.default_connection, ca_bundle=args.ca_bundle, read_only=args.read_only,
                           sync_budget=args.sync_budget, poll_budget=args.poll_budget, token_secret_env=args.token_secret_env,
                           public_url=args.public_url, workers=args.workers, threads=args.threads)
     if hosts is not None:
@@ -211,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--allowed-hosts", metavar="LIST", help="comma-separated hosts a request's connection may point to: "
                    "host, *.domain or loopback (default: the Databricks cloud domains and loopback)")
     v.add_argument("--connections", metavar="DIR", help="folder of NAME.json connection files for X-Databricks-Connection")
+    v.add_argument("--default-connection", metavar="NAME", help="the named connection of a request that sends none")
     v.add_argument("--ca-bundle", metavar="PEM", help="certificate authorities to trust for request-supplied hosts")
     v.add_argument("--read-only", action="store_true", help="expose only read-only actions")
     v.add_argument("--sync-budget", type=float, default=100.0, metavar="SECONDS",

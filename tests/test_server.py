@@ -333,3 +333,16 @@ def test_triggers_poll_with_the_callers_state(server, pat, spec):
         assert "state=" in polled.headers["Location"] and int(polled.headers["Retry-After"]) >= 1
         follow = server.get(polled.headers["Location"].split(server.url, 1)[1], conn=pat)
         assert follow.status_code in (200, 202)
+
+
+def test_a_default_connection_for_clients_that_send_one_header(emulator, named):
+    folder, _cfg = named
+    with ServerProcess("--connections", str(folder), "--default-connection", "emu", *ca_args(emulator)) as s:
+        r = s.post("/actions/get_current_user")                   # only X-API-Key
+        assert r.status_code == 200 and r.json()["userName"] == PAT_USER
+        import requests
+
+        bearer = requests.post(s.url + "/actions/get_current_user", json={}, timeout=30,
+                               headers={"Authorization": f"Bearer {API_KEY}"})
+        assert bearer.status_code == 200
+        assert requests.post(s.url + "/actions/get_current_user", json={}, timeout=30).status_code == 401

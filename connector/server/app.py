@@ -56,6 +56,7 @@ class ServerConfig:
     no_auth: bool = False
     allowed_hosts: list = field(default_factory=lambda: list(DEFAULT_ALLOWED))
     connections_dir: str | None = None
+    default_connection: str | None = None
     ca_bundle: str | None = None
     read_only: bool = False
     sync_budget: float = 100.0      # seconds a call may wait before it becomes a 202 operation
@@ -102,6 +103,8 @@ class ServerConfig:
             problems.append(exc.message)
         if self.connections_dir and not os.path.isdir(self.connections_dir):
             problems.append(f"--connections {self.connections_dir} is not a folder")
+        if self.default_connection and self.no_auth:
+            problems.append("--default-connection needs an API key (it acts for anyone who can reach the server)")
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             problems.append(f"--ca-bundle {self.ca_bundle} is not a file")
         if problems:
@@ -245,7 +248,8 @@ class App:
         self.connector = connector or Connector()
         self.runtime = Runtime(self.connector)
         self.surface = Surface(self.connector.spec(), read_only=config.read_only)
-        self.credentials = Credentials(AllowedHosts(config.allowed_hosts), config.connections_dir, config.ca_bundle)
+        self.credentials = Credentials(AllowedHosts(config.allowed_hosts), config.connections_dir, config.ca_bundle,
+                                       default=config.default_connection)
         self.api_key = config.api_key()
         self.signer = Signer(config.token_secret(), ttl=config.token_ttl)
         self._limiter = None

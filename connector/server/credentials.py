@@ -8,7 +8,10 @@ of three ways (one, and only one, per request):
   (+ ``X-Databricks-Scopes``): a service principal (OAuth client credentials);
 * ``X-Databricks-Connection: NAME``: a connection the operator configured on the server - a file
   ``NAME.json`` in ``--connections DIR``, a profile ``NAME`` of ``~/.databrickscfg``, or
-  ``default`` for the standard ``DATABRICKS_*`` environment.
+  ``default`` for the standard ``DATABRICKS_*`` environment. With ``--default-connection NAME``
+  a request that names no connection uses that one (for clients that can send only one header,
+  such as Copilot Studio's API-key MCP setup): the server then acts with it for anyone holding
+  its API key.
 
 A host that arrives in a request must match ``--allowed-hosts`` (by default the Databricks cloud
 domains and loopback), so a shared server cannot be made to send a caller's credential, or its
@@ -89,8 +92,9 @@ class Credentials:
     """Turns a request's headers into a connection document (the dict the runner takes)."""
 
     def __init__(self, allowed: AllowedHosts, connections_dir: str | None = None, ca_bundle: str | None = None,
-                 environ=None):
+                 environ=None, default: str | None = None):
         self.allowed = allowed
+        self.default = default
         self.dir = Path(connections_dir) if connections_dir else None
         self.ca_bundle = ca_bundle
         self.environ = os.environ if environ is None else environ
@@ -109,6 +113,8 @@ class Credentials:
                                              ("a service principal (X-Databricks-Token-Url, X-Databricks-Client-Id, "
                                               "X-Databricks-Client-Secret)", SP_HEADERS + (SCOPES_HEADER,)))
                   if any(given[n] for n in names)]
+        if not styles and self.default:
+            return self.named(self.default)
         if not styles:
             raise ConnectorError("configuration", "No connection: the request carries no X-Databricks-* connection headers",
                                  hint="Send X-Databricks-Host and X-Databricks-Token, or X-Databricks-Token-Url, "
