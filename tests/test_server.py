@@ -346,3 +346,10 @@ def test_a_default_connection_for_clients_that_send_one_header(emulator, named):
                                headers={"Authorization": f"Bearer {API_KEY}"})
         assert bearer.status_code == 200
         assert requests.post(s.url + "/actions/get_current_user", json={}, timeout=30).status_code == 401
+
+
+def test_worker_processes_serve_on_one_port(emulator, pat):
+    with ServerProcess("--workers", "2", *ca_args(emulator)) as s:
+        answers = [s.post("/actions/get_current_user", conn=pat) for _ in range(8)]
+        assert [r.status_code for r in answers] == [200] * 8
+        assert {r.json()["userName"] for r in answers} == {PAT_USER}

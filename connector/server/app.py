@@ -681,9 +681,8 @@ def serve(config: ServerConfig) -> int:
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        server = uvicorn.Server(uv)
         announce()
-        Multiprocess(uv, target=server.run, sockets=[sock]).run()
+        Multiprocess(uv, sockets=[sock]).run()
         return 0
 
     class _Server(uvicorn.Server):
