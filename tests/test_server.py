@@ -353,3 +353,20 @@ def test_worker_processes_serve_on_one_port(emulator, pat):
         answers = [s.post("/actions/get_current_user", conn=pat) for _ in range(8)]
         assert [r.status_code for r in answers] == [200] * 8
         assert {r.json()["userName"] for r in answers} == {PAT_USER}
+
+
+def test_the_wheel_ships_the_server_and_declares_its_extra():
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("databricks-connector")
+    except metadata.PackageNotFoundError:
+        pytest.skip("databricks-connector is not installed (running from a development overlay)")
+    names = {str(f) for f in dist.files or []}
+    for needed in ("databricks_connector/server/app.py", "databricks_connector/server/static/playground.html",
+                   "databricks_connector/server/static/playground.js", "databricks_connector/server/static/playground.css"):
+        assert needed in names, needed
+    assert "server" in (dist.metadata.get_all("Provides-Extra") or [])
+    extra = {r.split(">")[0].split("=")[0].split("[")[0].strip().lower() for r in dist.requires or []
+             if "extra == \"server\"" in r.replace("'", '"')}
+    assert extra == {"starlette", "uvicorn", "mcp"}
