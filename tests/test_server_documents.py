@@ -110,6 +110,8 @@ def test_swagger_narrows_json_schema_and_binds_pickers_and_triggers(rich_spec):
     assert body["properties"]["warehouse_id"]["x-ms-visibility"] == "important"
     dv = body["properties"]["schema"]["x-ms-dynamic-values"]
     assert dv["operationId"] == "PickSelectSqlWarehouse" and dv["parameters"] == {"catalog": {"parameter": "catalog"}}
+    dl = body["properties"]["schema"]["x-ms-dynamic-list"]
+    assert dl["operationId"] == "PickSelectSqlWarehouse" and dl["parameters"] == {"catalog": {"parameterReference": "body/catalog"}}
     picker = doc["paths"]["/pickers/select_sql_warehouse"]["get"]
     assert picker["operationId"] == "PickSelectSqlWarehouse" and picker["x-ms-visibility"] == "internal"
     trig = doc["paths"]["/triggers/new_run_finished/poll"]["get"]

@@ -19,12 +19,15 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
 
 
 def _schemathesis(server, conn, *args) -> subprocess.CompletedProcess:
+    import tempfile
+
     argv = [sys.executable, "-m", "schemathesis.cli", "run", server.url + "/openapi.json", "--checks", CHECKS,
             "--request-timeout", "120", "--no-color", "--workers", "1", "--generation-database", "none",
             "--suppress-health-check", "all", *args]
     for name, value in server.headers(conn).items():
         argv += ["-H", f"{name}: {value}"]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=1500)
+    with tempfile.TemporaryDirectory(prefix="dbc-schemathesis-") as cwd:      # its report folder goes there
+        return subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

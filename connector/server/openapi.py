@@ -367,6 +367,11 @@ def _ms_body(schema: dict, surface: Surface, picker_ops: dict) -> dict:
             params = {pin: {"parameter": ain} for pin, ain in (prop.get("x-picker-inputs") or {}).items()}
             target["x-ms-dynamic-values"] = {"operationId": picker_ops[picker], "value-path": "value",
                                              "value-title": "label", "parameters": params}
+            # the newer form, whose references to other body fields are unambiguous
+            target["x-ms-dynamic-list"] = {
+                "operationId": picker_ops[picker], "itemValuePath": "value", "itemTitlePath": "label",
+                "parameters": {pin: {"parameterReference": f"body/{ain}"}
+                               for pin, ain in (prop.get("x-picker-inputs") or {}).items()}}
     out.pop("title", None)
     return out
 
