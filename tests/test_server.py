@@ -370,3 +370,21 @@ def test_the_wheel_ships_the_server_and_declares_its_extra():
     extra = {r.split(">")[0].split("=")[0].split("[")[0].strip().lower() for r in dist.requires or []
              if "extra == \"server\"" in r.replace("'", '"')}
     assert extra == {"starlette", "uvicorn", "mcp"}
+
+
+def test_concurrent_callers_each_get_their_own_answer(server, emulator, pat):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.helpers import fresh_sp
+
+    callers = [pat] + [fresh_sp(emulator) for _ in range(5)]
+
+    def call(i):
+        conn = callers[i % len(callers)]
+        r = server.post("/actions/get_current_user", conn=conn)
+        return r.status_code, r.json().get("userName"), user_name(conn)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(96)))
+    assert all(status == 200 for status, _, _ in results)
+    assert all(got == want for _, got, want in results)
