@@ -145,7 +145,8 @@ def cmd_serve(args) -> int:
     config = ServerConfig(host=args.host, port=args.port, api_key_env=args.api_key_env, no_auth=args.no_auth,
                           connections_dir=args.connections, default_connection=args.default_connection, ca_bundle=args.ca_bundle, read_only=args.read_only,
                           sync_budget=args.sync_budget, poll_budget=args.poll_budget, token_secret_env=args.token_secret_env,
-                          public_url=args.public_url, workers=args.workers, threads=args.threads)
+                          public_url=args.public_url, workers=args.workers, threads=args.threads,
+                          max_body=args.max_body)
     if hosts is not None:
         config.allowed_hosts = hosts
     return serve(config)
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--public-url", metavar="URL", help="the server's external URL (for Location headers and documents)")
     v.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     v.add_argument("--threads", type=int, default=64, help="concurrent calls per worker (default 64)")
+    v.add_argument("--max-body", type=int, default=20 * 1024 * 1024, metavar="BYTES",
+                   help="largest request body accepted (default 20 MiB)")
     v.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("demo", help="start an emulator and run a tour of real actions")

@@ -201,3 +201,11 @@ def test_no_secret_in_the_server_logs(emulator, pat):
     for secret in (pat["token"], sp["client_secret"], API_KEY, wrong_key, "dapi-rejected-secret-token-77"):
         assert secret not in log
     assert not re.search(r"Bearer (?!\*)\S{6,}", log)         # no access token of the service principal either
+
+
+def test_a_body_over_the_limit_is_refused(emulator, pat):
+    with ServerProcess("--max-body", "4096", *ca_args(emulator)) as s:
+        big = s.post("/actions/execute_sql_statement", {"warehouse_id": "abc", "statement": "SELECT '" + "x" * 8000 + "'"},
+                     conn=pat)
+        assert big.status_code == 413 and big.json()["error"]["type"] == "invalid_input"
+        assert s.post("/actions/get_current_user", conn=pat).status_code == 200

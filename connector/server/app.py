@@ -95,6 +95,8 @@ class ServerConfig:
             parts = urlsplit(self.public_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 problems.append("--public-url must be an http(s) URL such as https://connector.example.com")
+        if self.max_body < 1024:
+            problems.append("--max-body must be at least 1024 bytes")
         if self.threads < 1 or self.workers < 1:
             problems.append("--threads and --workers must be at least 1")
         try:
