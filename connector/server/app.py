@@ -319,29 +319,33 @@ class App:
         return _response({"status": "ok"})
 
     async def spec(self, request):
-        return _response(self.surface.spec())
+        return self._document("spec", None, lambda: self.surface.spec())
 
     async def openapi(self, request):
         from .openapi import openapi31
 
         base = self.base_url(request)
-        doc = self._docs.get(("3.1", base))
-        if doc is None:
-            doc = self._docs[("3.1", base)] = _dumps(openapi31(self.surface, base, api_key=self.api_key is not None))
-        from starlette.responses import Response
-
-        return Response(doc, media_type="application/json")
+        return self._document("3.1", base, lambda: openapi31(self.surface, base, api_key=self.api_key is not None))
 
     async def swagger(self, request):
         from .openapi import swagger20
 
         base = self.base_url(request)
-        doc = self._docs.get(("2.0", base))
-        if doc is None:
-            doc = self._docs[("2.0", base)] = _dumps(swagger20(self.surface, base, api_key=self.api_key is not None))
+        return self._document("2.0", base, lambda: swagger20(self.surface, base, api_key=self.api_key is not None))
+
+    def _document(self, kind, base, build):
+        """A generated document, kept per base URL (the Host a caller used); a few at most, so
+        made-up Host headers cannot fill the memory."""
         from starlette.responses import Response
 
-        return Response(doc, media_type="application/json")
+        key = (kind, base)
+        body = self._docs.get(key)
+        if body is None:
+            body = _dumps(build())
+            if len(self._docs) >= 16:
+                self._docs.pop(next(iter(self._docs)))
+            self._docs[key] = body
+        return Response(body, media_type="application/json")
 
     async def list_connections(self, request):
         self.authorize(request.headers)
