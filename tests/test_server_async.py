@@ -50,32 +50,37 @@ def _follow(server, location, conn, limit=300):
     raise AssertionError("the operation never finished")
 
 
-def test_prefer_respond_async_and_another_process_answers(emulator, pat):
+def test_prefer_respond_async_and_any_process_answers(emulator, pat):
     emulator.config.cluster_start_seconds = 6
     cid = seed_cluster(emulator, "TERMINATED")
     starts = emulator.count("POST", START)
     args = ["--token-secret-env", "DBC_TEST_TOKEN_SECRET", "--poll-budget", "1", *ca_args(emulator)]
-    with ServerProcess(*args, env=SECRET) as first:
-        r = first.post("/actions/start_terminated_cluster", _inputs(cid), conn=pat,
-                       headers={"Prefer": "respond-async"})
-        assert r.status_code == 202, r.text
-        assert r.headers["Preference-Applied"] == "respond-async"
-        location = r.headers["Location"]
-        assert location.startswith(first.url + "/operations/op1.")
-        assert int(r.headers["Retry-After"]) >= 1
-        doc = r.json()
-        assert doc["status"] == "running" and doc["action"] == "start_terminated_cluster"
-        assert location.endswith(doc["operation"])
-        text = _payload(doc["operation"])
-        assert pat["token"] not in text and cid in text          # the started id travels; the credential never
-    # the first process is gone; a new one with the same secret answers the token
     with ServerProcess(*args, env=SECRET) as second:
-        token = location.rsplit("/", 1)[1]
-        done, running = _follow(second, f"/operations/{token}", pat)
-        assert done.status_code == 200, done.text
-        assert done.json()["cluster_id"] == cid and done.json()["state"] == "RUNNING"
-        assert running >= 1                                       # it answered 202 while the cluster started
-    assert emulator.count("POST", START) - starts == 1           # started once, across three processes' answers
+        with ServerProcess(*args, env=SECRET) as first:
+            r = first.post("/actions/start_terminated_cluster", _inputs(cid), conn=pat,
+                           headers={"Prefer": "respond-async"})
+            assert r.status_code == 202, r.text
+            assert r.headers["Preference-Applied"] == "respond-async"
+            location = r.headers["Location"]
+            assert location.startswith(first.url + "/operations/op1.")
+            assert int(r.headers["Retry-After"]) >= 1
+            doc = r.json()
+            assert doc["status"] == "running" and doc["action"] == "start_terminated_cluster"
+            assert location.endswith(doc["operation"])
+            text = _payload(doc["operation"])
+            assert pat["token"] not in text and cid in text      # the started id travels; the credential never
+            # another process, running at the same time, answers the first one's token
+            token = location.rsplit("/", 1)[1]
+            polled = second.get(f"/operations/{token}", conn=pat)
+            assert polled.status_code == 202, polled.text
+            assert polled.headers["Location"].startswith(second.url + "/operations/op1.")
+        # the first process is gone; a new one with the same secret carries on with the latest token
+        with ServerProcess(*args, env=SECRET) as restarted:
+            latest = polled.headers["Location"].rsplit("/", 1)[1]
+            done, running = _follow(restarted, f"/operations/{latest}", pat)
+            assert done.status_code == 200, done.text
+            assert done.json()["cluster_id"] == cid and done.json()["state"] == "RUNNING"
+    assert emulator.count("POST", START) - starts == 1           # started once, whichever process answered
 
 
 def test_a_wait_past_the_sync_budget_becomes_an_operation(emulator, pat):
