@@ -1,4 +1,4 @@
-"""``databricks-connector``: spec, check, run, pick, docs, emulator, demo.
+"""``databricks-connector``: spec, check, run, pick, docs, emulator, serve, demo.
 
 stdout carries exactly one JSON document: the action's output, or ``{"error": {...}}`` with a
 non-zero exit code. Logs, debug lines and progress go to stderr.
@@ -138,6 +138,23 @@ def cmd_emulator(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from .server.app import ServerConfig, serve
+    except ImportError as exc:
+        raise ConnectorError("configuration", f"serve needs the server extra ({exc.name} is not installed)",
+                             hint="pip install 'databricks-connector[server]'") from None
+    hosts = [h for h in (args.allowed_hosts or "").split(",") if h.strip()] if args.allowed_hosts is not None else None
+    config = ServerConfig(host=args.host, port=args.port, api_key_env=args.api_key_env, no_auth=args.no_auth,
+                          connections_dir=args.connections, default_connection=args.default_connection, ca_bundle=args.ca_bundle, read_only=args.read_only,
+                          sync_budget=args.sync_budget, poll_budget=args.poll_budget, token_secret_env=args.token_secret_env,
+                          public_url=args.public_url, workers=args.workers, threads=args.threads,
+                          max_body=args.max_body)
+    if hosts is not None:
+        config.allowed_hosts = hosts
+    return serve(config)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -196,6 +213,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--client-secret", help="the service principal's OAuth secret (default: a random one)")
     e.add_argument("--write-connections", metavar="DIR", help="write one connection file per type into DIR")
     e.set_defaults(func=cmd_emulator)
+
+    v = sub.add_parser("serve", help="serve the actions over HTTP (OpenAPI 3.1 and 2.0), MCP and a playground page")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    v.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the key callers send in X-API-Key")
+    v.add_argument("--no-auth", action="store_true", help="no API key (only on a loopback address)")
+    v.add_argument("--allowed-hosts", metavar="LIST", help="comma-separated hosts a request's connection may point to: "
+                   "host, *.domain or loopback (default: the Databricks cloud domains and loopback)")
+    v.add_argument("--connections", metavar="DIR", help="folder of NAME.json connection files for X-Databricks-Connection")
+    v.add_argument("--default-connection", metavar="NAME", help="the named connection of a request that sends none")
+    v.add_argument("--ca-bundle", metavar="PEM", help="certificate authorities to trust for request-supplied hosts")
+    v.add_argument("--read-only", action="store_true", help="expose only read-only actions")
+    v.add_argument("--sync-budget", type=float, default=100.0, metavar="SECONDS",
+                   help="longest wait before a call answers 202 with an operation (default 100)")
+    v.add_argument("--poll-budget", type=float, default=5.0, metavar="SECONDS",
+                   help="longest a GET /operations/{token} waits before it answers 202 again (default 5)")
+    v.add_argument("--token-secret-env", metavar="NAME", help="environment variable holding the secret that signs "
+                   "operation tokens (share it between servers behind a load balancer)")
+    v.add_argument("--public-url", metavar="URL", help="the server's external URL (for Location headers and documents)")
+    v.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    v.add_argument("--threads", type=int, default=64, help="concurrent calls per worker (default 64)")
+    v.add_argument("--max-body", type=int, default=20 * 1024 * 1024, metavar="BYTES",
+                   help="largest request body accepted (default 20 MiB)")
+    v.set_defaults(func=cmd_serve)
 
     m = sub.add_parser("demo", help="start an emulator and run a tour of real actions")
     m.add_argument("--fast", action="store_true", help="shorten simulated start-up times")
