@@ -13,13 +13,6 @@ import pytest
 
 pytest.importorskip("starlette")
 
-from databricks_connector import errors  # noqa: E402
-from databricks_connector.runner import Connector  # noqa: E402
-
-if getattr(errors, "Pending", None) is None or not hasattr(Connector, "resume"):
-    pytest.skip("the runtime's resumable form (errors.Pending, Connector.resume(..., budget=)) is not on this "
-                "branch yet: the 202 pattern cannot run", allow_module_level=True)
-
 from tests.scenarios import seed_cluster  # noqa: E402
 from tests.server_harness import ServerProcess, ca_args  # noqa: E402
 
