@@ -62,7 +62,7 @@ def get_cluster_events(session, inputs):
 # --------------------------------------------------------------------------- pickers
 
 def select_cluster(session, inputs):
-    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100})
+    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100}, require=("cluster_id",))
     return [{"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})", "value": c["cluster_id"]}
             for c in clusters]
 
@@ -152,7 +152,7 @@ def create_cluster(session, inputs):
     token = inputs.get("idempotency_token") or str(uuid.uuid4())
     body["idempotency_token"] = token
     # The token makes the create safe to re-send after a dropped connection or a 5xx.
-    created = session.post(f"{API}/create", body, idempotent=True)
+    created = session.post(f"{API}/create", body, idempotent=True, require=("cluster_id",))
     cluster_id = created["cluster_id"]
     out = {"cluster_id": cluster_id, "idempotency_token": token}
     if inputs.get("wait_for_state"):

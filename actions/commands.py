@@ -18,7 +18,7 @@ _CAUSE_IN_MESSAGE = 4000
 
 def create_execution_context(session, inputs):
     cluster_id = inputs["cluster_id"]
-    created = session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": inputs.get("language", "python")})
+    created = session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": inputs.get("language", "python")}, require=("id",))
     context_id = created["id"]
     out = {**created, "context_id": context_id, "cluster_id": cluster_id}
     if inputs.get("wait_for_state"):
@@ -64,7 +64,7 @@ def run_command(session, inputs):
     body = {"clusterId": cluster_id, "contextId": context_id, "language": inputs.get("language", "python"),
             "command": inputs["command"]}
     # Not idempotent: re-sending would run the code twice.
-    created = session.post(f"{API}/commands/execute", body)
+    created = session.post(f"{API}/commands/execute", body, require=("id",))
     command_id = created["id"]
     if not waiting:
         return {**created, "command_id": command_id, "cluster_id": cluster_id, "context_id": context_id}

@@ -114,7 +114,7 @@ def create_job(session, inputs):
         body["queue"] = {"enabled": inputs["queue_enabled"]}
     if not body.get("tasks") and not body.get("name"):
         raise InputError([{"key": "tasks", "label": "Tasks", "reason": "give at least a Name or Tasks (or Settings)"}])
-    result = session.post(f"{API}/create", body)
+    result = session.post(f"{API}/create", body, require=("job_id",))
     return {"job_id": result.get("job_id")}
 
 
@@ -160,7 +160,7 @@ def delete_job(session, inputs):
 
 
 def select_job(session, inputs):
-    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100})
+    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100}, require=("job_id",))
     return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
             for j in jobs]
 
@@ -322,7 +322,7 @@ def run_job_now(session, inputs):
         body["only"] = list(inputs["only"])
     if inputs.get("queue_enabled") is not None:
         body["queue"] = {"enabled": inputs["queue_enabled"]}
-    started = session.post(f"{API}/run-now", body, idempotent=True)
+    started = session.post(f"{API}/run-now", body, idempotent=True, require=("run_id",))
     run_id = started["run_id"]
     return _started(session, run_id, inputs, {"job_id": job_id, "number_in_job": started.get("number_in_job"),
                                                "idempotency_token": token})
@@ -338,7 +338,7 @@ def submit_run(session, inputs):
         raise InputError([{"key": "tasks", "label": "Tasks", "reason": "is required (here or in Settings)"}])
     token = inputs.get("idempotency_token") or body.get("idempotency_token") or str(uuid.uuid4())
     body["idempotency_token"] = token
-    started = session.post(f"{API}/runs/submit", body, idempotent=True)
+    started = session.post(f"{API}/runs/submit", body, idempotent=True, require=("run_id",))
     return _started(session, started["run_id"], inputs, {"idempotency_token": token})
 
 
@@ -415,7 +415,7 @@ def repair_run(session, inputs):
         if overriding.get(k) is not None:
             body[k] = overriding[k]
     _legacy_params(inputs, body)
-    repaired = session.post(f"{API}/runs/repair", body)
+    repaired = session.post(f"{API}/runs/repair", body, require=("repair_id",))
     extra = {"repair_id": repaired.get("repair_id"), "latest_repair_id": latest,
              "job_parameters": body.get("job_parameters")}
     return _started(session, run_id, inputs, extra, repair_id=repaired.get("repair_id"))
