@@ -7,8 +7,10 @@ flat. Prints figures; it is not a test.
 The emulator runs in its own process (its sockets are not this process's). Each distinct
 connection is a tenant: the same workspace and token with a field of its own, so each needs a
 session of its own, as a rotated token or another tenant does on a platform host. Calls go round
-the connections in order (the worst case for a least-recently-used cache smaller than the set)
-and, for comparison, the connections are also visited at random.
+the connections in order (the worst case for a least-recently-used cache smaller than the set),
+visit them at random, or "rotate": each connection is used for 25 calls and then replaced by a new
+one, as short-lived tokens are (400 distinct connections over 10,000 calls, whatever
+``--connections`` says).
 
 For each cache setting: open file descriptors of this process (``/proc/self/fd``) and its
 resident memory (``/proc/self/status`` VmRSS) after every tenth of the calls, the sessions the
@@ -45,6 +47,8 @@ def run(emu, label: str, order: str, calls: int, connections: int, **cache) -> d
     from databricks_connector.runner import Connector
 
     connector = Connector(**cache)
+    if order == "rotate":
+        connections = max(1, calls // 25)
     conns = [{"type": "personal_access_token", "host": emu.url, "token": emu.pat, "tenant": f"t{i}"}
              for i in range(connections)]
     rng = random.Random(7)
@@ -54,7 +58,12 @@ def run(emu, label: str, order: str, calls: int, connections: int, **cache) -> d
     step = max(1, calls // 10)
     t0 = time.perf_counter()
     for n in range(calls):
-        conn = conns[n % connections] if order == "round robin" else conns[rng.randrange(connections)]
+        if order == "round robin":
+            conn = conns[n % connections]
+        elif order == "rotate":
+            conn = conns[n // 25]
+        else:
+            conn = conns[rng.randrange(connections)]
         connector.run("get_current_user", conn)
         if (n + 1) % step == 0:
             marks.append((n + 1, fds() - start_fds, rss_mb() - start_rss))
@@ -85,7 +94,7 @@ def main(argv=None) -> int:
                 ("unbounded (before)", {"max_sessions": 10 ** 9, "session_idle_seconds": 10 ** 9})]
     results = []
     for label, cache in settings:
-        for order in ("round robin", "random"):
+        for order in ("round robin", "random", "rotate"):
             results.append(run(emu, label, order, args.calls, args.connections, **cache))
     rows = []
     for r in results:
@@ -99,10 +108,11 @@ def main(argv=None) -> int:
                "RSS MB at the end", "sessions held", "created", "evicted", "fds after close()"], rows))
     say("\n  fds and RSS are relative to the start of each run; 'after 10%' shows the level reached early on, so a "
         "flat run has the same figure at the end.")
-    say("\n  per tenth of the calls (fds, RSS MB), round robin:")
-    for r in results:
-        if r["order"] == "round robin":
-            say(f"    {r['label']:<28} " + " ".join(f"{m[1]:+d}/{m[2]:+.0f}" for m in r["marks"]))
+    for order in ("round robin", "rotate"):
+        say(f"\n  per tenth of the calls (fds, RSS MB), {order}:")
+        for r in results:
+            if r["order"] == order:
+                say(f"    {r['label']:<28} " + " ".join(f"{m[1]:+d}/{m[2]:+.1f}" for m in r["marks"]))
     emu.stop()
     return 0
 

@@ -334,16 +334,21 @@ def test_threads_waiting_for_the_token_lock_give_up_at_their_own_deadline(pat):
     assert trap.count("POST", r"/oidc/v1/token") == 1
 
 
-def test_a_token_endpoint_that_fails_mid_wait_ends_the_wait_by_its_deadline(emulator):
-    """The token expires in the middle of a 1 s wait and the token endpoint answers 503 from then
-    on. The wait ends by its own deadline (timeout + 2 s grace), not after the token call's budget
-    (here the 60 s retry budget)."""
+def test_a_token_endpoint_that_fails_mid_wait_ends_the_wait_by_its_deadline(emulator, proxy):
+    """Through the proxy, 0.3 s into a 1 s wait the workspace starts rejecting the token (403
+    Invalid access token) and the token endpoint answers 503 from then on. The wait ends by its own
+    deadline (timeout + 2 s grace), not after the token call's budget (here the 60 s retry budget).
+    (The proxy plays the expiry, so the shared emulator's tokens stay valid for other tests.)"""
+    expired = threading.Event()
+    proxy.on(r"/oidc/v1/token", lambda seen, up: databricks_error(503, "TEMPORARILY_UNAVAILABLE", "down")
+             if expired.is_set() else up, method="POST", times=None, forward=True)
+    proxy.on(r"/api/2\.1/clusters/get", lambda seen, up: Answer(403, {"error_code": 403, "message": "Invalid access token."})
+             if expired.is_set() else up, method="GET", times=None, forward=True)
     connector = Connector(retry_timeout=60, policy=FAST)
-    sp = fresh_sp(emulator)
+    sp = {**fresh_sp(emulator), "token_url": f"{proxy.url}/oidc/v1/token"}
     cid = S.seed_cluster(emulator, "PENDING", transitions=False)
     connector.run("get_current_user", sp)
-    timer = threading.Timer(0.3, lambda: (emulator.faults.add("/oidc/v1/token", "503", times=None),
-                                          emulator.expire_tokens()))
+    timer = threading.Timer(0.3, expired.set)
     timer.start()
     started = time.monotonic()
     try:
@@ -352,6 +357,7 @@ def test_a_token_endpoint_that_fails_mid_wait_ends_the_wait_by_its_deadline(emul
                                                           "poll_interval_seconds": 0.1})
     finally:
         timer.cancel()
+    assert expired.is_set() and proxy.count("POST", r"/oidc/v1/token") >= 2
     assert exc.value.type in ("timeout", "unavailable")
     assert time.monotonic() - started < 60 / 2, "the token call ran on its own budget"
 
