@@ -365,6 +365,14 @@ class SharedSession:
         http.headers["Accept"] = "application/json"
         http.verify = connection.ca_bundle or True   # TLS verification is never turned off
         self._http = http
+        # Plain http is for loopback only (connections/hosts.py). Its requests go on a session that
+        # never reads the environment: no proxy (a credential would travel in cleartext), no netrc,
+        # and none of the 0.1-0.4 ms per request requests spends reading proxy variables. Same pool.
+        loopback = requests.Session()
+        loopback.trust_env = False
+        loopback.mount("http://", adapter)
+        loopback.headers.update(http.headers)
+        self._loopback = loopback
         # Links to cloud storage travel without any workspace credential, on their own pool.
         self._plain = None
         self._plain_lock = threading.Lock()
@@ -383,6 +391,7 @@ class SharedSession:
         is then closed instead of pooled."""
         self.closed = True
         self._http.close()
+        self._loopback.close()
         with self._plain_lock:
             if self._plain is not None:
                 self._plain.close()
@@ -411,8 +420,9 @@ class SharedSession:
         policy = policy or self.policy
         safe = method in SAFE_METHODS if idempotent is None else idempotent
         deadline = deadline or (time.monotonic() + self.retry_timeout)
-        http = http or self._http
-        proxies = dict(_NO_PROXY) if url[:7].lower() == "http://" else None   # requests adds to it
+        plain = url[:7].lower() == "http://"
+        http = http or (self._loopback if plain else self._http)
+        proxies = dict(_NO_PROXY) if plain and http.trust_env else None   # (a copy: requests adds to it)
         read = read_timeout or self.read_timeout
         attempt = connect_failures = 0
         reauthed = False
@@ -482,12 +492,14 @@ class SharedSession:
                     return response
                 if status in (401, 403) and auth and not reauthed and self._token_rejected(response):
                     reauthed = True
+                    response.close()                   # its connection goes back to the pool
                     continue
                 wait = _retry_after(response)
                 refused = status in (429, 503) and _refused(response)
                 retryable = (status in (429, 503) and (safe or refused)) or (status >= 500 and safe) \
                     or policy.retry_all_errors
                 if retryable and self._retry(policy, attempt, deadline, wait, debug):
+                    response.close()
                     continue
                 if retryable and wait is not None and time.monotonic() + wait > deadline:
                     response.retry_after_exceeded = wait

@@ -739,3 +739,17 @@ def test_key_value_text_keeps_commas_in_values_end_to_end(emulator, pat, text, e
     sent = [r for r in emulator.requests if r["path"] == "/api/2.1/clusters/create" and r["method"] == "POST"][-1]
     assert sent["json"]["spark_env_vars"] == expected
     assert connector.run("get_cluster", pat, {"cluster_id": cid})["spark_env_vars"] == expected
+
+
+def test_a_token_with_a_line_break_from_the_token_endpoint_fails_at_once_showing_none_of_it():
+    """The token endpoint issues an access token with CR/LF in it (a header injection if it were
+    sent): a configuration error at once, nothing sent to the API, no part of the token shown."""
+    bad = "tok-injected-0123456789\r\nX-Evil: 1"
+    with Trap() as trap:
+        trap.on(r"/oidc/v1/token", json_answer({"access_token": bad, "token_type": "Bearer", "expires_in": 3600}), times=None)
+        trap.on(r"/api/.*", json_answer(ME), times=None)
+        with pytest.raises(ConnectorError) as exc:
+            Connector(retry_timeout=20).run("get_current_user", _sp_via(trap))
+        assert trap.count(path=r"/api/.*") == 0
+    assert exc.value.type == "configuration" and "line break" in exc.value.message
+    assert "tok-injected" not in texts(exc.value) and "X-Evil" not in texts(exc.value)
