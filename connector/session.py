@@ -183,13 +183,14 @@ def _out_of_resources(exc) -> bool:
 
 
 def _resource_error(where: str) -> ConnectorError:
+    # os.sysconf needs no descriptor (importing ``resource`` now might fail for want of one)
     limit = ""
     try:
-        import resource
+        import os
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        limit = f" (the open-file limit is {soft}, hard limit {hard})" if soft != resource.RLIM_INFINITY else ""
-    except (ImportError, OSError, ValueError):
+        soft = os.sysconf("SC_OPEN_MAX")
+        limit = f" (the open-file limit is {soft})" if soft and soft > 0 else ""
+    except (ValueError, OSError, AttributeError):
         pass
     return ConnectorError("configuration", f"{where}: the process has too many open files{limit}; no connection "
                           "could be opened, so nothing was sent and nothing is retried",

@@ -440,7 +440,7 @@ def test_a_retry_after_that_is_not_a_wait_gets_the_policy_backoff(pat, capsys, v
 
 
 def test_a_retry_after_http_date_is_honoured_as_a_date(pat, capsys):
-    when = email.utils.formatdate(time.time() + 3, usegmt=True)
+    when = email.utils.formatdate(time.time() + 5, usegmt=True)
     with Trap() as trap:
         trap.on(r"/api/2\.0/preview/scim/v2/Me", databricks_error(503, "TEMPORARILY_UNAVAILABLE", "later", Retry_After=when))
         trap.on(r"/api/2\.0/preview/scim/v2/Me", json_answer(ME), times=None)
@@ -448,8 +448,8 @@ def test_a_retry_after_http_date_is_honoured_as_a_date(pat, capsys):
             "get_current_user", via(trap, pat), {"debug": True})
         a, b = trap.requests("GET")
     (delay,) = [float(d) for d in re.findall(r"retrying in ([0-9.]+)s", capsys.readouterr().err)]
-    assert 1.5 < delay <= 3.2, delay                     # the date is whole seconds: 2-3 s ahead
-    assert b.time - a.time >= 1.5
+    assert 2 < delay <= 5.2, delay                       # the date is whole seconds: 4-5 s ahead when sent
+    assert b.time - a.time >= 2
 
 
 def test_every_request_has_a_cap_on_attempts(pat):
@@ -475,7 +475,8 @@ def test_a_server_that_never_stops_paging_ends_the_step_by_its_deadline(pat):
         finished, out, err = bounded(lambda: connector.run("list_clusters", via(trap, pat)), 60, trap.close)
         assert finished, "pagination ran past the deadline"
         assert isinstance(err, ConnectorError) and err.type == "timeout" and "did not end" in err.message, (out, err)
-        assert err.details["pages"] == trap.count("GET") >= 2
+        sent = trap.count("GET")
+        assert sent >= 2 and sent - 1 <= err.details["pages"] <= sent      # the last page may have been in flight
 
 
 def test_max_items_ends_an_endless_list(pat):
@@ -488,13 +489,14 @@ def test_max_items_ends_an_endless_list(pat):
 # =========================================================================== #20 resource errors
 
 EMFILE_CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 from databricks_connector import ConnectorError
 from databricks_connector.runner import Connector
 conn = json.loads(sys.argv[1])
 connector = Connector(retry_timeout=60)
 connector.run("get_current_user", conn)                      # imports and the manifest loaded
 other = dict(conn, token=sys.argv[2])                         # a new session: it needs a new socket
+import resource
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
 held = []
