@@ -62,7 +62,7 @@ def get_cluster_events(session, inputs):
 # --------------------------------------------------------------------------- pickers
 
 def select_cluster(session, inputs):
-    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100})
+    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100}, require=("cluster_id",))
     return [{"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})", "value": c["cluster_id"]}
             for c in clusters]
 
@@ -153,7 +153,7 @@ def create_cluster(session, inputs):
     body["idempotency_token"] = token
     # The token makes the create safe to re-send after a dropped connection or a 5xx.
     # The answer is recorded with its token, so a resumed step reports the token that was sent.
-    created = session.start("create", lambda: {**session.post(f"{API}/create", body, idempotent=True),
+    created = session.start("create", lambda: {**session.post(f"{API}/create", body, idempotent=True, require=("cluster_id",)),
                                                "idempotency_token": token},
                             ids=lambda r: {"cluster_id": r.get("cluster_id")}, follow_up="wait_for_cluster_state")
     cluster_id, token = created["cluster_id"], created["idempotency_token"]

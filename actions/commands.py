@@ -31,7 +31,8 @@ def _create_context(session, cluster_id, language):
     the user must change, not a rate limit to wait out."""
     def create():
         try:
-            return session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": language})
+            return session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": language},
+                                require=("id",))
         except ConnectorError as exc:
             if "too many execution contexts" in exc.message.lower():
                 raise ConnectorError("invalid_state", exc.message, status=exc.status, error_code=exc.error_code,
@@ -88,7 +89,7 @@ def run_command(session, inputs):
     body = {"clusterId": cluster_id, "contextId": context_id, "language": inputs.get("language", "python"),
             "command": inputs["command"]}
     # Not idempotent: re-sending would run the code twice.
-    created = session.start("command", lambda: session.post(f"{API}/commands/execute", body),
+    created = session.start("command", lambda: session.post(f"{API}/commands/execute", body, require=("id",)),
                             ids=lambda r: {"command_id": r.get("id")}, follow_up="get_command_status")
     command_id = created["id"]
     if not waiting:

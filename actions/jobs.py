@@ -114,7 +114,7 @@ def create_job(session, inputs):
         body["queue"] = {"enabled": inputs["queue_enabled"]}
     if not body.get("tasks") and not body.get("name"):
         raise InputError([{"key": "tasks", "label": "Tasks", "reason": "give at least a Name or Tasks (or Settings)"}])
-    result = session.post(f"{API}/create", body)
+    result = session.post(f"{API}/create", body, require=("job_id",))
     return {"job_id": result.get("job_id")}
 
 
@@ -160,7 +160,7 @@ def delete_job(session, inputs):
 
 
 def select_job(session, inputs):
-    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100})
+    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100}, require=("job_id",))
     return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
             for j in jobs]
 
@@ -340,7 +340,8 @@ def _start_run(session, name, body, idempotent=True):
     path = {"run-now": "run-now", "submit": "runs/submit", "repair": "runs/repair"}[name]
     sent = {k: body[k] for k in ("job_id", "idempotency_token", "run_id", "latest_repair_id", "job_parameters")
             if k in body}
-    return session.start(name, lambda: {**sent, **session.post(f"{API}/{path}", body, idempotent=idempotent)},
+    return session.start(name, lambda: {**sent, **session.post(f"{API}/{path}", body, idempotent=idempotent,
+                                                                       require=("repair_id",) if name == "repair" else ("run_id",))},
                          ids=lambda r: {"run_id": r.get("run_id")}, follow_up="get_run")
 
 

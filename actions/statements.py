@@ -557,7 +557,7 @@ def _submit(session, body: dict, deadline: float) -> dict:
     wait = int(min(50, remaining)) if remaining >= 5 else 0
     body = dict(body, wait_timeout=f"{wait}s", on_wait_timeout="CONTINUE")
     # Recorded as what the step started: a resumed step (Connector.resume) does not submit it again.
-    return session.start("statement", lambda: session.post(API, body, read_timeout=wait + 30),
+    return session.start("statement", lambda: session.post(API, body, read_timeout=wait + 30, require=("statement_id",)),
                          ids=lambda d: {"statement_id": d.get("statement_id")}, follow_up="get_statement")
 
 
@@ -595,7 +595,7 @@ def execute_sql_statement(session, inputs):
         body["parameters"] = params
 
     if not inputs.get("wait_for_result", True):
-        doc = session.post(API, dict(body, wait_timeout="0s"))
+        doc = session.post(API, dict(body, wait_timeout="0s"), require=("statement_id",))
         return {"statement_id": doc.get("statement_id"), "status": _status(doc)}
 
     interval = float(inputs.get("poll_interval_seconds") or 1)

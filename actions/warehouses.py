@@ -22,7 +22,7 @@ def list_sql_warehouses(session, inputs):
 
 
 def select_sql_warehouse(session, inputs):
-    warehouses, _ = session.paginate(API, items="warehouses")
+    warehouses, _ = session.paginate(API, items="warehouses", require=("id",))
     return [{"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]} for w in warehouses]
 
 

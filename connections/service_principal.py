@@ -39,6 +39,7 @@ class ClientCredentials(AuthBase):
         self._old_tokens: list[str] = []
         self.fetches = 0
         self.post = None  # set by the shared session: post(url, body, headers) -> requests.Response
+        self.deadline = None  # set by the shared session: () -> the calling request's monotonic deadline, or None
 
     # -- requests auth -------------------------------------------------------------------
     def __call__(self, request):
@@ -49,10 +50,19 @@ class ClientCredentials(AuthBase):
         token = self._token
         if token is not None and time.monotonic() < self._renew_at:
             return token
-        with self._lock:
+        deadline = self.deadline() if self.deadline else None
+        wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._lock.acquire(timeout=wait):
+            # Another thread is fetching the token and this request's deadline came first.
+            raise ConnectorError("timeout", "Gave up waiting for the OAuth token (another request was fetching it) "
+                                 "at this step's deadline", hint="The token endpoint is slow or failing; run the step "
+                                 "again later, or raise its timeout.")
+        try:
             if self._token is None or time.monotonic() >= self._renew_at:
                 self._fetch()
             return self._token
+        finally:
+            self._lock.release()
 
     def rejected(self, request) -> bool:
         """The API answered 401/403 for this request's token: drop it so the next call fetches

@@ -30,6 +30,16 @@ def spec():
     return default().spec()
 
 
+def close() -> None:
+    """Close every shared session of this process (sockets released); later calls open new ones.
+    For long-lived hosts at shutdown, or before forking."""
+    import sys
+
+    runner = sys.modules.get(f"{__name__}.runner")
+    if runner is not None:
+        runner.close_all()
+
+
 def __getattr__(name):
     if name == "Connector":
         from .runner import Connector
@@ -38,4 +48,4 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["run", "pick", "spec", "Connector", "ConnectorError", "InputError", "__version__"]
+__all__ = ["run", "pick", "spec", "close", "Connector", "ConnectorError", "InputError", "__version__"]

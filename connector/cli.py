@@ -31,6 +31,8 @@ def _connection(args):
             raise ConnectorError("configuration", f"Cannot read the connection file {args.connection}: {exc.strerror}") from None
         except ValueError as exc:
             raise ConnectorError("configuration", f"The connection file {args.connection} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ConnectorError("configuration", f"The connection file {args.connection} is nested too deeply") from None
         return doc
     from .connections.environment import from_environment
 
@@ -56,6 +58,8 @@ def _inputs(args) -> dict:
             doc = json.loads(text)
         except ValueError as exc:
             raise ConnectorError("invalid_input", f"--inputs-json is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ConnectorError("invalid_input", "--inputs-json is nested too deeply") from None
         if not isinstance(doc, dict):
             raise ConnectorError("invalid_input", "--inputs-json must be a JSON object of input keys to values")
         values.update(doc)

@@ -118,8 +118,11 @@ def classify(status: int, error_code, message: str) -> str:
 
 
 def from_response(status: int, body: bytes | str | None, content_type: str = "", reason: str = "",
-                  retry_after: float | None = None) -> ConnectorError:
-    """Build a classified error from any Databricks error answer (JSON, 1.2, SCIM, HTML, text)."""
+                  retry_after: float | None = None, redactor=None) -> ConnectorError:
+    """Build a classified error from any Databricks error answer (JSON, 1.2, SCIM, HTML, text).
+
+    With a ``redactor`` every string of the answer is redacted before anything is cut to length,
+    so a secret the server echoed never survives as a prefix."""
     import json
 
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else (body or "")
@@ -128,11 +131,23 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
     details = None
     try:
         doc = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
+    total = 0                                             # the message's length before any cut
+    full = {}
+    if isinstance(doc, dict):
+        full = {k: len(v) for k, v in doc.items() if isinstance(v, str)}
+    if redactor is not None:
+        if isinstance(doc, (dict, list)):
+            doc = redactor.doc(_bounded(doc))
+        else:
+            text = redactor.text(text[:64 * 1024])
     if isinstance(doc, dict):
         error_code = doc.get("error_code")
+        if not isinstance(error_code, (str, int)) or isinstance(error_code, bool):
+            error_code = None
         message = doc.get("message") or ""
+        total = full.get("message", 0)
         if not message and isinstance(doc.get("error"), str):
             message = doc["error"]                       # API 1.2 shape, also OAuth's "error"
             if doc.get("error_description"):
@@ -142,13 +157,14 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
             message = str(doc["detail"])
             error_code = error_code or f"SCIM_{doc.get('status', status)}"
         if isinstance(doc.get("details"), list):
-            details = {"details": doc["details"]}
+            details = {"details": _bounded(doc["details"], MAX_MESSAGE)}
     elif text:
         lowered = content_type.lower()
         if "html" in lowered or text.lstrip().startswith("<"):
             message = _html_message(text)
         else:
-            first = text.strip().splitlines()[0][:500]
+            lines = text.strip().splitlines()
+            first = lines[0][:500] if lines else ""
             if ":" in first and first.split(":", 1)[0].isupper():
                 error_code, message = (s.strip() for s in first.split(":", 1))
             else:
@@ -157,7 +173,10 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
         message = reason or f"HTTP {status}"
     message = str(message)
     if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + f"... ({len(message) - MAX_MESSAGE} more characters)"
+        more = max(len(message), total) - MAX_MESSAGE
+        message = message[:MAX_MESSAGE] + f"... ({more} more characters)"
+    if isinstance(error_code, str) and len(error_code) > 200:
+        error_code = error_code[:200]
     if isinstance(error_code, str) and error_code.isdigit():
         error_code = int(error_code)
     kind = classify(status, error_code, message)
@@ -168,6 +187,24 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
         hint = "No usable credential reached Databricks: check the connection's token or client id and secret."
     return ConnectorError(kind, f"HTTP {status}: {message}", hint=hint, status=status,
                           error_code=error_code, details=details, retry_after=retry_after)
+
+
+CUT_MARGIN = 8192   # a string is cut this far past its limit before redaction, so no secret straddles the cut
+
+
+def _bounded(doc, limit: int | None = None):
+    """Every string of a JSON document cut: to ``limit`` characters (with a note of what was left
+    out), or without a limit to ``MAX_MESSAGE + CUT_MARGIN``, the most redaction ever needs to see."""
+    if isinstance(doc, dict):
+        return {k: _bounded(v, limit) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_bounded(v, limit) for v in doc]
+    if isinstance(doc, str):
+        if limit is None:
+            return doc[:MAX_MESSAGE + CUT_MARGIN]
+        if len(doc) > limit:
+            return doc[:limit] + f"... ({len(doc) - limit} more characters)"
+    return doc
 
 
 def _html_message(text: str) -> str:
