@@ -32,6 +32,27 @@ class Config:
     cloud: str = "AWS"                      # reported by /.well-known/databricks-config
     context_start_seconds: float = 0.3      # 1.2 execution context: Pending -> Running
     command_queue_seconds: float = 0.1      # 1.2 command: Queued -> Running
+    # SQL warehouses, statements and the SQL engine (emulator/warehouses.py, statements.py, sqlengine/)
+    warehouse_start_seconds: float = 3.0    # STARTING -> RUNNING (also when a statement starts it)
+    warehouse_stop_seconds: float = 1.0     # STOPPING -> STOPPED
+    warehouse_delete_seconds: float = 1.0   # DELETING -> DELETED
+    warehouse_page_size: int = 25           # server cap and default of the warehouses list page_size
+    warehouse_concurrency: int = 10         # statements RUNNING at once per warehouse cluster; more wait PENDING
+    statement_chunk_max_rows: Optional[int] = None          # rows per result chunk (None: bytes decide)
+    statement_chunk_max_bytes: int = 2 * 1024 * 1024        # JSON bytes per INLINE chunk
+    statement_link_chunk_max_bytes: int = 8 * 1024 * 1024   # bytes per EXTERNAL_LINKS chunk
+    statement_inline_limit_bytes: int = 25 * 1024 * 1024    # INLINE results larger than this fail
+    statement_results_lifetime_seconds: float = 3600.0      # SUCCEEDED -> CLOSED
+    statement_purge_after_seconds: float = 12 * 3600.0      # terminal -> 404
+    statement_link_lifetime_seconds: float = 900.0          # presigned EXTERNAL_LINKS expire after this
+    statement_expire_next_links: int = 0                    # test hook: the next N links are minted expired
+    statement_link_http_headers: Dict[str, str] = field(default_factory=dict)  # headers required on link GETs
+    sql_delays: Dict[str, float] = field(default_factory=dict)  # {regex: seconds}: matching statements take
+                                                                # at least that long (RUNNING, cancellable)
+    sql_result_cache_seconds: float = 0.0   # identical statements reuse a result this long (0 = off)
+    sql_shape_latency_seconds: float = 0.0  # network shaping of SQL requests: added latency per request
+    sql_shape_bandwidth_bytes_per_second: float = 0.0  # and transfer rate per response (0 = unlimited)
+    sql_threads: int = 2                    # DuckDB worker threads of the SQL engine (read at engine start)
 
     def update(self, values: Dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}

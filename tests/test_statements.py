@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from databricks_connector.emulator.statements import storage
-from databricks_connector.emulator.warehouses import sql_settings, warehouses
+from databricks_connector.emulator.warehouses import warehouses
 from databricks_connector.errors import ConnectorError
 
 API = "/api/2.0/sql/statements"
@@ -21,11 +21,9 @@ API = "/api/2.0/sql/statements"
 
 @pytest.fixture(autouse=True)
 def sql(emulator):
-    s = sql_settings(emulator.state)
-    saved = s.as_dict()
-    s.update({"warehouse_start_seconds": 0.3, "warehouse_stop_seconds": 0.3})
-    yield s
-    s.update(saved)
+    """The emulator's one Config (the conftest restores it after each test), fast warehouses."""
+    emulator.config.update({"warehouse_start_seconds": 0.3, "warehouse_stop_seconds": 0.3})
+    return emulator.config
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def test_arrow_without_pyarrow_is_a_clear_invalid_input(connector, pat, wid):
 
 def test_arrow_stream_rows_match_json_array(connector, pat, sql, wid):
     pytest.importorskip("pyarrow")
-    sql.update({"chunk_max_rows": 4})
+    sql.update({"statement_chunk_max_rows": 4})
     stmt = ("SELECT id, CAST(id AS DECIMAL(10,2)) AS d, DATE'2024-01-01' AS dt, id % 2 = 0 AS b, "
             "CASE WHEN id = 3 THEN NULL ELSE 'x' END AS s, id / 4 AS f FROM range(10)")
     arrow = run(connector, pat, warehouse_id=wid, statement=stmt, format="ARROW_STREAM")
@@ -149,11 +147,11 @@ def test_unknown_warehouse_is_not_found(connector, pat):
 
 
 def test_timeout_cancels_the_statement(connector, conn, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 60})
     cancels = emulator.state.applied["statements/cancel"]
     before = len(emulator.requests)
     with pytest.raises(ConnectorError) as err:
-        run(connector, conn, warehouse_id=wid, statement="SELECT 1", timeout_seconds=1, poll_interval_seconds=0.2)
+        run(connector, conn, warehouse_id=wid, statement="SELECT sleep(60) AS s", timeout_seconds=1,
+            poll_interval_seconds=0.2)
     e = err.value
     sid = e.details["statement_id"]
     assert e.type == "timeout" and sid in e.message and "cancelled" in e.message
@@ -165,8 +163,7 @@ def test_timeout_cancels_the_statement(connector, conn, emulator, sql, wid):
 
 
 def test_timeout_can_return_the_statement_instead(connector, pat, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 60})
-    out = run(connector, pat, warehouse_id=wid, statement="SELECT 1", timeout_seconds=1, on_timeout="return",
+    out = run(connector, pat, warehouse_id=wid, statement="SELECT sleep(60) AS s", timeout_seconds=1, on_timeout="return",
               poll_interval_seconds=0.2)
     assert set(out) == {"statement_id", "status"} and out["status"]["state"] in ("PENDING", "RUNNING")
     assert emulator.count("POST", f"{API}/{out['statement_id']}/cancel") == 0
@@ -177,7 +174,7 @@ def test_timeout_can_return_the_statement_instead(connector, pat, emulator, sql,
 # --------------------------------------------------------------------------- chunks
 
 def test_many_chunks_are_returned_whole_and_in_order(connector, conn, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 1000})
+    sql.update({"statement_chunk_max_rows": 1000})
     before = len(emulator.requests)
     out = run(connector, conn, warehouse_id=wid, statement="SELECT id, id * 2 AS twice FROM range(10000)",
               result_shape="arrays")
@@ -188,7 +185,7 @@ def test_many_chunks_are_returned_whole_and_in_order(connector, conn, emulator, 
 
 
 def test_max_rows_fetches_only_the_chunks_it_needs(connector, pat, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 1000})
+    sql.update({"statement_chunk_max_rows": 1000})
     before = len(emulator.requests)
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(10000)", max_rows=2500)
     assert out["row_count"] == 2500 and out["rows"][-1] == {"id": 2499} and out["truncated"] is True
@@ -203,7 +200,7 @@ def test_row_limit_truncates_on_the_server(connector, pat, emulator, wid):
 
 
 def test_get_statement_result_chunk(connector, pat, sql, wid):
-    sql.update({"chunk_max_rows": 4})
+    sql.update({"statement_chunk_max_rows": 4})
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(10)", wait_for_result=False)
     sid = out["statement_id"]
     for _ in range(100):
@@ -221,7 +218,8 @@ def test_get_statement_result_chunk(connector, pat, sql, wid):
 
 @pytest.mark.parametrize("fmt", ["JSON_ARRAY", "CSV"])
 def test_external_links_travel_without_credentials(connector, conn, emulator, sql, wid, fmt):
-    sql.update({"chunk_max_rows": 300, "link_http_headers": {"x-amz-server-side-encryption-customer-algorithm": "AES256"}})
+    sql.update({"statement_chunk_max_rows": 300,
+                "statement_link_http_headers": {"x-amz-server-side-encryption-customer-algorithm": "AES256"}})
     store = storage(emulator.state)
     attempts, seen = store.auth_attempts, len(store.requests)
     out = run(connector, conn, warehouse_id=wid, disposition="EXTERNAL_LINKS", format=fmt, result_shape="arrays",
@@ -242,7 +240,7 @@ def test_external_links_travel_without_credentials(connector, conn, emulator, sq
 
 
 def test_expired_links_are_refreshed(connector, pat, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 100, "expire_next_links": 2})
+    sql.update({"statement_chunk_max_rows": 100, "statement_expire_next_links": 2})
     store = storage(emulator.state)
     expired = store.expired
     before = len(emulator.requests)
@@ -255,7 +253,7 @@ def test_expired_links_are_refreshed(connector, pat, emulator, sql, wid):
 
 
 def test_result_over_the_inline_limit_is_fetched_through_links(connector, pat, emulator, sql, wid):
-    sql.update({"inline_limit_bytes": 2000})
+    sql.update({"statement_inline_limit_bytes": 2000})
     before = len(emulator.requests)
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(1000)")
     assert out["row_count"] == 1000 and out["rows"][999] == {"id": 999}
@@ -268,7 +266,7 @@ def test_result_over_the_inline_limit_is_fetched_through_links(connector, pat, e
 # --------------------------------------------------------------------------- asynchronous use, warehouses
 
 def test_no_wait_then_get_statement_until_done(connector, conn, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 0.5})
+    sql.update({"sql_delays": {"'done'": 0.5}})          # the knob by statement pattern
     before = len(emulator.requests)
     out = run(connector, conn, warehouse_id=wid, statement="SELECT 'done' AS s", wait_for_result="false")
     assert set(out) == {"statement_id", "status"} and out["status"]["state"] in ("PENDING", "RUNNING")
@@ -304,7 +302,7 @@ def test_statement_on_a_stopped_warehouse_starts_it(connector, pat, emulator, sq
 # --------------------------------------------------------------------------- files and the CLI
 
 def test_output_file_jsonl_and_csv_hold_every_row(connector, conn, emulator, sql, wid, tmp_path):
-    sql.update({"chunk_max_rows": 700})
+    sql.update({"statement_chunk_max_rows": 700})
     stmt = "SELECT id, CASE WHEN id % 2 = 0 THEN 'even' END AS label, id % 5 = 0 AS fifth FROM range(5000)"
     path = tmp_path / "rows.jsonl"
     out = run(connector, conn, warehouse_id=wid, statement=stmt, output_path=str(path))
@@ -376,24 +374,25 @@ def test_emulator_statement_contract(emulator, sql, wid):
     assert doc["status"]["state"] == "SUCCEEDED" and doc["result"]["data_array"] == [["1"]]
     assert doc["manifest"]["schema"]["columns"][0]["type_name"] == "INT"
     sid = doc["statement_id"]
-    emulator.state.clock.advance(sql.results_lifetime_seconds + 1)
+    emulator.state.clock.advance(sql.statement_results_lifetime_seconds + 1)
     try:
         assert requests.get(emulator.url + f"{API}/{sid}", headers=h).json()["status"]["state"] == "CLOSED"
         assert requests.get(emulator.url + f"{API}/{sid}/result/chunks/0", headers=h).status_code == 400
-        emulator.state.clock.advance(sql.purge_after_seconds)
+        emulator.state.clock.advance(sql.statement_purge_after_seconds)
         r = requests.get(emulator.url + f"{API}/{sid}", headers=h)
         assert r.status_code == 404
     finally:
-        emulator.state.clock.advance(-(sql.results_lifetime_seconds + 1 + sql.purge_after_seconds))
+        emulator.state.clock.advance(-(sql.statement_results_lifetime_seconds + 1 + sql.statement_purge_after_seconds))
 
 
 def test_emulator_wait_timeout_with_cancel(emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 30})
     h = {"Authorization": f"Bearer {emulator.pat}"}
     t = time.monotonic()
-    doc = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT 1", "wait_timeout": "5s",
-                                                  "on_wait_timeout": "CANCEL"}, headers=h).json()
-    assert doc["status"]["state"] == "CANCELED" and time.monotonic() - t >= 4.5
+    doc = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT sleep(30)",
+                                                  "wait_timeout": "5s", "on_wait_timeout": "CANCEL"},
+                        headers=h, timeout=60).json()
+    took = time.monotonic() - t
+    assert doc["status"]["state"] == "CANCELED" and 4.5 <= took < 25      # answered at the wait, not after the query
 
 
 def test_converter_handles_nulls_non_finite_and_every_shape():

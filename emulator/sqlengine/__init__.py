@@ -112,5 +112,6 @@ def engine_for(state):
             from ._engine import SqlEngine
         except ImportError as exc:          # the [emulator] extra is not installed
             raise SqlError("INTERNAL_ERROR", f"{EXTRA_HINT} ({exc})", "XX000", "INTERNAL_ERROR") from None
-        return SqlEngine(config=getattr(state, "config", None))
+        config = getattr(state, "config", None)
+        return SqlEngine(config=config, threads=getattr(config, "sql_threads", None))
     return state.area("sql_engine", make)
