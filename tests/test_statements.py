@@ -410,3 +410,162 @@ def test_converter_handles_nulls_non_finite_and_every_shape():
         {"i": None, "f": 2.0, "b": False, "t": "2024-01-01T00:00:00.000Z", "j": None, "d": None, "i_2": "y"}]
     a = Converter(cols, shape="arrays")
     assert a([list(r) for r in messy])[0] == [1, "NaN", True, None, [1], "2.50", None]
+
+
+# --------------------------------------------------------------------------- asynchronous execution (emulator side)
+
+def _h(emulator):
+    return {"Authorization": f"Bearer {emulator.pat}"}
+
+
+def _post(emulator, wid, statement, **body):
+    r = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": statement, **body},
+                      headers=_h(emulator), timeout=90)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _get(emulator, sid):
+    r = requests.get(emulator.url + f"{API}/{sid}", headers=_h(emulator), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _until(emulator, sid, states, polls=600):
+    """Poll (every 50 ms, at most ``polls`` times) until the statement is in one of ``states``."""
+    for _ in range(polls):
+        doc = _get(emulator, sid)
+        if doc["status"]["state"] in states:
+            return doc
+        time.sleep(0.05)
+    raise AssertionError(f"statement {sid} never reached {states}: {doc['status']}")
+
+
+def _new_warehouse(emulator, name):
+    r = requests.post(emulator.url + "/api/2.0/sql/warehouses", json={"name": f"{name}-{time.time_ns()}",
+                                                                      "cluster_size": "Small"}, headers=_h(emulator))
+    return r.json()["id"]
+
+
+def test_wait_zero_answers_pending_and_polls_never_wait(emulator, wid):
+    doc = _post(emulator, wid, "SELECT sleep(30) AS s", wait_timeout="0s")
+    sid = doc["statement_id"]
+    assert doc["status"] == {"state": "PENDING"} and "result" not in doc
+    worst = 0.0
+    try:
+        running = _until(emulator, sid, ("RUNNING",))
+        assert "manifest" not in running
+        for _ in range(5):                       # a poll while the query runs answers at once
+            t = time.monotonic()
+            assert _get(emulator, sid)["status"]["state"] == "RUNNING"
+            worst = max(worst, time.monotonic() - t)
+        assert worst < 5                         # the query itself takes 30 s
+    finally:
+        requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)
+    assert _get(emulator, sid)["status"]["state"] == "CANCELED"
+    fast = _post(emulator, wid, "SELECT 1 AS one", wait_timeout="0s")        # even a quick query is async
+    assert fast["status"]["state"] == "PENDING"
+    assert _until(emulator, fast["statement_id"], ("SUCCEEDED",))["result"]["data_array"] == [["1"]]
+
+
+def test_wait_timeout_with_continue_returns_the_running_statement(emulator, wid):
+    t = time.monotonic()
+    doc = _post(emulator, wid, "SELECT sleep(30) AS s", wait_timeout="5s", on_wait_timeout="CONTINUE")
+    try:
+        assert doc["status"]["state"] == "RUNNING" and 4.5 <= time.monotonic() - t < 25
+    finally:
+        requests.post(emulator.url + f"{API}/{doc['statement_id']}/cancel", headers=_h(emulator), timeout=30)
+
+
+def test_cancel_interrupts_a_running_query_for_real(emulator, sql):
+    """With one slot per warehouse, the next statement can only run once the cancelled DuckDB query
+    has really stopped (counting 10^12 rows would take far longer than this test waits)."""
+    sql.update({"warehouse_concurrency": 1})
+    wh = _new_warehouse(emulator, "cancel")
+    doc = _post(emulator, wh, "SELECT count(*) AS n FROM range(1000000000000)", wait_timeout="0s")
+    sid = doc["statement_id"]
+    _until(emulator, sid, ("RUNNING",))
+    cancels = emulator.state.applied["statements/cancel"]
+    r = requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)
+    assert r.status_code == 200 and r.json() == {}
+    assert _get(emulator, sid)["status"] == {"state": "CANCELED"}
+    assert emulator.state.applied["statements/cancel"] == cancels + 1
+    nxt = _post(emulator, wh, "SELECT 2 AS two", wait_timeout="50s")
+    assert nxt["status"]["state"] == "SUCCEEDED" and nxt["result"]["data_array"] == [["2"]]
+    requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)   # no-op when ended
+    assert _get(emulator, sid)["status"]["state"] == "CANCELED"
+
+
+def test_statements_wait_pending_beyond_the_warehouse_concurrency(emulator, sql):
+    sql.update({"warehouse_concurrency": 1})
+    wh = _new_warehouse(emulator, "queue")
+    first = _post(emulator, wh, "SELECT sleep(30) AS s", wait_timeout="0s")["statement_id"]
+    _until(emulator, first, ("RUNNING",))
+    second = _post(emulator, wh, "SELECT 'queued' AS q", wait_timeout="0s")["statement_id"]
+    for _ in range(5):
+        assert _get(emulator, second)["status"]["state"] == "PENDING"
+        time.sleep(0.1)
+    requests.post(emulator.url + f"{API}/{first}/cancel", headers=_h(emulator), timeout=30)
+    assert _until(emulator, second, ("SUCCEEDED", "FAILED"))["result"]["data_array"] == [["queued"]]
+
+
+def test_sql_delays_knob_is_a_config_field(emulator, sql, wid):
+    r = requests.post(emulator.url + "/__emulator/config", json={"sql_delays": {r"FROM\s+range\(7\)": 30}},
+                      timeout=30)
+    assert r.status_code == 200 and r.json()["sql_delays"] == {r"FROM\s+range\(7\)": 30}
+    doc = _post(emulator, wid, "SELECT id FROM range(7)", wait_timeout="5s", on_wait_timeout="CANCEL")
+    assert doc["status"]["state"] == "CANCELED"
+    assert _post(emulator, wid, "SELECT id FROM range(3)", wait_timeout="5s")["status"]["state"] == "SUCCEEDED"
+    r = requests.post(emulator.url + "/__emulator/config", json={"sql_delay": {}}, timeout=30)
+    assert r.status_code == 400 and "sql_delay" in r.json()["message"]
+
+
+def test_bad_wait_timeouts_are_refused(emulator, wid):
+    for bad in (5, "5", "0", "4s", "60s", "-5s", " 5s", None, "5 s"):
+        r = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT 1", "wait_timeout": bad},
+                          headers=_h(emulator), timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", bad
+    for good in ("0s", "5s", "50s"):
+        assert _post(emulator, wid, "SELECT 1", wait_timeout=good)["status"]["state"] in ("PENDING", "SUCCEEDED")
+
+
+def test_current_user_is_the_caller(connector, conn, emulator, wid):
+    out = run(connector, conn, warehouse_id=wid, statement="SELECT current_user() AS u, session_user() AS s")
+    expected = conn.get("client_id") or "emulator-user@example.com"      # a service principal: its application id
+    assert out["rows"] == [{"u": expected, "s": expected}]
+
+
+def test_typed_manifest_complex_values_and_error_classes_over_http(emulator, wid):
+    doc = _post(emulator, wid, "SELECT CAST(12.5 AS DECIMAL(10,2)) AS d, array(1, 2) AS a, map('k', 1.5D) AS m, "
+                               "named_struct('x', 1, 'y', 'b') AS s, CAST(0.1 AS DECIMAL(3,1)) + 0.2 AS exact, "
+                               "9007199254740993 AS big", wait_timeout="10s")
+    cols = {c["name"]: c for c in doc["manifest"]["schema"]["columns"]}
+    assert cols["d"]["type_name"] == "DECIMAL" and cols["d"]["type_text"] == "DECIMAL(10,2)"
+    assert (cols["d"]["type_precision"], cols["d"]["type_scale"]) == (10, 2)
+    assert (cols["a"]["type_name"], cols["a"]["type_text"]) == ("ARRAY", "ARRAY<INT>")
+    assert (cols["m"]["type_name"], cols["m"]["type_text"]) == ("MAP", "MAP<STRING, DOUBLE>")
+    assert (cols["s"]["type_name"], cols["s"]["type_text"]) == ("STRUCT", "STRUCT<x: INT, y: STRING>")
+    assert cols["big"]["type_name"] == "LONG"
+    assert doc["result"]["data_array"] == [["12.50", "[1,2]", '{"k":1.5}', '{"x":1,"y":"b"}', "0.3",
+                                            "9007199254740993"]]
+    for stmt, cls, state in (("SELECT * FROM main.default.no_such_table", "TABLE_OR_VIEW_NOT_FOUND", "42P01"),
+                             ("SELECT 9223372036854775807 + 1", "ARITHMETIC_OVERFLOW", "22003"),
+                             ("SELECT nope FROM range(1)", "UNRESOLVED_COLUMN", "42703"),
+                             ("SELECT FROM WHERE", "PARSE_SYNTAX_ERROR", "42601")):
+        st = _post(emulator, wid, stmt, wait_timeout="10s")["status"]
+        assert st["state"] == "FAILED" and st["sql_state"] == state, st
+        assert st["error"]["message"].startswith(f"[{cls}") and st["error"]["error_code"] == "BAD_REQUEST"
+
+
+def test_catalog_and_schema_of_the_request_resolve_names(emulator, wid):
+    schema = f"s{time.time_ns()}"
+    assert _post(emulator, wid, f"CREATE SCHEMA main.{schema}", wait_timeout="10s")["status"]["state"] == "SUCCEEDED"
+    assert _post(emulator, wid, "CREATE TABLE t AS SELECT 1 AS x", catalog="main", schema=schema,
+                 wait_timeout="10s")["status"]["state"] == "SUCCEEDED"
+    doc = _post(emulator, wid, "SELECT x, current_schema() AS s FROM t", schema=schema, wait_timeout="10s")
+    assert doc["result"]["data_array"] == [["1", schema]]
+    doc = _post(emulator, wid, f"SELECT x, current_schema() AS s FROM main.{schema}.t", wait_timeout="10s")
+    assert doc["result"]["data_array"] == [["1", "default"]]
+    st = _post(emulator, wid, "SELECT 1", schema="no_such_schema", wait_timeout="10s")["status"]
+    assert st["state"] == "FAILED" and st["error"]["message"].startswith("[SCHEMA_NOT_FOUND]")
+    _post(emulator, wid, f"DROP SCHEMA main.{schema} CASCADE", wait_timeout="10s")

@@ -91,7 +91,7 @@ from __future__ import annotations
 from ._errors import SqlError
 from ._types import column_info, format_value, hive_type, json_text, json_value, uc_type_name
 
-__all__ = ["SqlError", "SqlEngine", "Session", "Result", "engine_for", "format_value", "json_value",
+__all__ = ["SqlError", "SqlEngine", "Session", "Result", "engine_for", "session_for", "format_value", "json_value",
            "json_text", "hive_type", "column_info", "uc_type_name", "EXTRA_HINT"]
 
 EXTRA_HINT = ("The emulator's SQL engine needs the [emulator] extra: "
@@ -103,6 +103,28 @@ def __getattr__(name):
         from . import _engine
         return getattr(_engine, name)
     raise AttributeError(name)
+
+
+class _LazySession:
+    """``execute`` of the workspace's engine for one caller, creating the engine on first use."""
+
+    def __init__(self, state, principal, cancel_event):
+        self._state = state
+        self.principal = principal
+        self.cancel_event = cancel_event
+
+    def execute(self, statement, parameters=None, catalog=None, schema=None, **kw):
+        kw.setdefault("principal", self.principal)
+        if self.cancel_event is not None:
+            kw.setdefault("cancel_event", self.cancel_event)
+        return engine_for(self._state).execute(statement, parameters, catalog, schema, **kw)
+
+
+def session_for(state, principal=None, *, cancel_event=None):
+    """An object whose ``execute(statement, parameters, catalog, schema, row_limit=...)`` runs on the
+    workspace's engine as ``principal`` (interrupted by ``cancel_event``); the engine is created
+    only when a statement runs."""
+    return _LazySession(state, principal, cancel_event)
 
 
 def engine_for(state):

@@ -361,8 +361,10 @@ class SqlEngine:
         meta = self._meta.get(("table", c, s, t), {})
         cur = self._cursor()
         try:
-            rel = cur.execute(f"SELECT * FROM {_qi(duck_db(c))}.{_qi(s)}.{_qi(t)} LIMIT 0")
-            desc = rel.description or []
+            try:
+                desc = cur.execute(f"SELECT * FROM {_qi(duck_db(c))}.{_qi(s)}.{_qi(t)} LIMIT 0").description or []
+            except duckdb.Error:            # a view over a table that is gone: listed, without columns
+                desc = []
             notnull = {n for (n,) in cur.execute(
                 "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND "
                 "table_name = ? AND NOT is_nullable", [duck_db(c), s, t]).fetchall()}
