@@ -516,3 +516,20 @@ def test_engine_for_is_shared_and_closed_with_the_state():
     st.close()
     with pytest.raises(SqlError):
         engine_for(st).execute("SELECT 1")
+
+
+def test_the_connector_and_an_idle_emulator_never_import_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, databricks_connector, databricks_connector.runner, databricks_connector.cli\n"
+            "assert 'duckdb' not in sys.modules and 'sqlglot' not in sys.modules, 'connector'\n"
+            "from databricks_connector.emulator import Emulator\n"
+            "with Emulator() as emu:\n"
+            "    import requests\n"
+            "    r = requests.get(emu.url + '/api/2.0/sql/warehouses', headers={'Authorization': 'Bearer ' + emu.pat})\n"
+            "    assert r.status_code == 200\n"
+            "assert 'duckdb' not in sys.modules and 'sqlglot' not in sys.modules, 'emulator'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
