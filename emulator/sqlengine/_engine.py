@@ -33,6 +33,7 @@ _STATEMENT_WORDS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "INSERT", "UPDA
                     "REPLACE", "EXPLAIN", "("}
 _NO_OPS = {"SET", "RESET", "OPTIMIZE", "VACUUM", "ANALYZE", "REFRESH", "CACHE", "UNCACHE", "MSCK", "CLEAR"}
 _MAX_SLEEP = 3600.0
+_NO_OP_NODES = {"Refresh", "Analyze", "Cache", "Uncache"}
 
 
 def duck_db(catalog: str) -> str:
@@ -102,6 +103,7 @@ class _Run:
         self.deadline = deadline
         self.timeout = timeout
         self.interrupted: Optional[str] = None
+        self.temp_views: set = set()             # temporary views created earlier in this request
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (interrupted by a cancel or the timeout, which raise)."""
@@ -575,8 +577,8 @@ class SqlEngine:
             return self._use(run, e)
         if isinstance(e, exp.Describe):
             return self._describe(run, e)
-        if isinstance(e, (exp.Set,)):
-            return Result([], [], "SET")
+        if isinstance(e, (exp.Set,)) or type(e).__name__ in _NO_OP_NODES:
+            return Result([], [], type(e).__name__.upper())
         if isinstance(e, (exp.Grant, exp.Revoke)):
             return self._handled(run, "GRANT" if isinstance(e, exp.Grant) else "REVOKE", e)
         if isinstance(e, exp.Create) and (e.args.get("kind") or "").upper() in ("SCHEMA", "DATABASE"):
@@ -949,6 +951,8 @@ class Session:
 
 # ====================================================================== parsing and rewriting
 
+_DESCRIBE_CONTAINER = re.compile(r"DESC(?:RIBE)?\s+(CATALOG|SCHEMA|DATABASE)\s+(?:EXTENDED\s+)?([\w.`]+)\s*;?\s*",
+                                 re.I)
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 
 
@@ -959,6 +963,9 @@ def _parse(statement: str) -> List[exp.Expression]:
     if word not in _STATEMENT_WORDS:
         m = re.match(r"(\S+)", body)
         raise E.syntax_error(f"'{m.group(1)[:40]}'" if m else "end of input")
+    m = _DESCRIBE_CONTAINER.fullmatch(body)
+    if m:
+        return [exp.Command(this="DESCRIBE", expression=exp.Literal.string(f"{m.group(1)} {m.group(2)}"))]
     try:
         exprs = sqlglot.parse(statement, read="databricks")
     except TokenError:
@@ -969,6 +976,12 @@ def _parse(statement: str) -> List[exp.Expression]:
         if not near or near.upper() == "SENTINEL":
             raise E.syntax_error("end of input") from None
         desc = info.get("description") or ""
+        m = re.search(r"number of provided arguments \((\d+)\) is (?:greater|less) than the (?:maximum|minimum)"
+                      r" number of supported arguments \((\d+)\)", desc)
+        if m:
+            fn = re.search(r"(\w+)\s*\([^()]*$", info.get("start_context") or "")
+            raise SqlError("WRONG_NUM_ARGS.WITHOUT_SUGGESTION", f"The `{fn.group(1).lower() if fn else 'function'}` "
+                           f"requires {m.group(2)} parameters but the actual number is {m.group(1)}.", "42605") from None
         if "Required keyword" in desc or "Expected table name" in desc or "Expecting )" in desc:
             rest = (info.get("end_context") or "").strip()
             if not rest:
@@ -980,7 +993,7 @@ def _parse(statement: str) -> List[exp.Expression]:
     for x in exprs:
         if not isinstance(x, (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Create, exp.Drop, exp.Use, exp.Describe, exp.Set,
                               exp.Grant, exp.Revoke, exp.Merge, exp.TruncateTable, exp.Alter, exp.Comment,
-                              exp.Values)):
+                              exp.Values)) and type(x).__name__ not in _NO_OP_NODES:
             raise E.syntax_error(f"'{x.sql(dialect='databricks').split(None, 1)[0]}'")
     return exprs
 
@@ -1141,10 +1154,22 @@ class _Rewriter:
         for t in e.find_all(exp.Table):
             if isinstance(t.this, exp.Identifier):
                 t.meta["written"] = q(*[p.name for p in t.parts])
+        temp_target = None
+        if isinstance(e, exp.Create) and e.args.get("temporary") or (
+                isinstance(e, exp.Create) and any(isinstance(p, exp.TemporaryProperty) for p in
+                                                  (e.args.get("properties") or exp.Properties(expressions=[])).expressions)):
+            temp_target = _target_table(e)
+            if temp_target is not None:
+                run.temp_views.add(temp_target.name.lower())
         if not isinstance(e, exp.Drop) or (e.args.get("kind") or "").upper() in ("TABLE", "VIEW"):
             qualify_tables(e, catalog=run.catalog, db=run.schema)
         for t in list(e.find_all(exp.Table)):
-            if isinstance(t.this, exp.Identifier) and t.catalog:
+            if t is temp_target or (isinstance(t.this, exp.Identifier) and t.name.lower() in run.temp_views
+                                    and len((t.meta.get("written") or "").split("`.`")) == 1):
+                t.set("catalog", None)
+                t.set("db", None)
+        for t in list(e.find_all(exp.Table)):
+            if isinstance(t.this, exp.Identifier) and t.catalog and t.db:
                 written = t.meta.get("written")
                 t.set("catalog", exp.to_identifier(duck_db(t.catalog), quoted=True))
                 t.set("db", exp.to_identifier(t.db.lower(), quoted=True))
@@ -1181,6 +1206,9 @@ class _Rewriter:
         for node in list(e.find_all(*_INT_FUNCS)):                   # Databricks answers INT, DuckDB BIGINT
             if not isinstance(node.parent, exp.Cast):
                 node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("INT")))
+        for node in list(e.find_all(exp.TsOrDsAdd, exp.AddMonths)):  # date_add/date_sub/add_months: DATE
+            if not isinstance(node.parent, exp.Cast):
+                node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("DATE")))
         for node in reversed(list(e.find_all(exp.Div, bfs=False))):    # innermost first
             self._div(node)
         return min(sleep, _MAX_SLEEP)

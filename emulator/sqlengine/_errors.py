@@ -167,7 +167,7 @@ def from_duckdb(exc: Exception, names: Callable[[str], Optional[str]], search_pa
         m = re.search(r'Referenced column "?([^"]+?)"? not found in FROM clause!?(?:\s*Candidate bindings: (.*))?',
                       body, re.S)
         if m is None:
-            m = re.search(r'Referenced column "?([^"]+?)"? not found', body)
+            m = re.search(r'Referenced column "?([^"]+?)"? (?:was )?not found', body)
         if m:
             cands = re.findall(r'"([^"]+)"', m.group(2) or "") if m.lastindex and m.lastindex >= 2 else []
             if cands:
@@ -223,6 +223,12 @@ def from_duckdb(exc: Exception, names: Callable[[str], Optional[str]], search_pa
             return SqlError("NUMERIC_VALUE_OUT_OF_RANGE.WITH_SUGGESTION", f"{m.group(1)} cannot be represented as "
                             f"{m.group(2).replace('DECIMAL', 'Decimal')}. If necessary set \"ansi_mode\" to "
                             "\"false\" to bypass this error, and return NULL instead.", "22003")
+        m = re.search(r'invalid (date|timestamp) field format: "(.*?)"', body, re.S)
+        if m:
+            return SqlError("CAST_INVALID_INPUT", f"The value '{m.group(2)}' of the type \"STRING\" cannot be cast to "
+                            f"\"{m.group(1).upper()}\" because it is malformed. Correct the value as per the "
+                            "syntax, or change its target type. Use `try_cast` to tolerate malformed input and "
+                            "return NULL instead.", "22018")
         return SqlError("CAST_INVALID_INPUT", body, "22018")
     if kind == "OutOfRangeException":
         m = re.search(r"Overflow in (addition|subtraction|multiplication|negation) of (\w+)", body)
