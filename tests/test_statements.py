@@ -569,3 +569,14 @@ def test_catalog_and_schema_of_the_request_resolve_names(emulator, wid):
     st = _post(emulator, wid, "SELECT 1", schema="no_such_schema", wait_timeout="10s")["status"]
     assert st["state"] == "FAILED" and st["error"]["message"].startswith("[SCHEMA_NOT_FOUND]")
     _post(emulator, wid, f"DROP SCHEMA main.{schema} CASCADE", wait_timeout="10s")
+
+
+def test_the_warehouse_statement_timeout_stops_a_long_query(emulator):
+    wh = _new_warehouse(emulator, "timeout")
+    r = requests.post(emulator.url + f"/api/2.0/sql/warehouses/{wh}/edit", json={"statement_timeout": 1},
+                      headers=_h(emulator), timeout=30)
+    assert r.status_code == 200, r.text
+    doc = _post(emulator, wh, "SELECT sleep(30) AS s", wait_timeout="0s")
+    st = _until(emulator, doc["statement_id"], ("FAILED", "SUCCEEDED", "CANCELED"))["status"]
+    assert st["state"] == "FAILED" and st["error"]["error_code"] == "DEADLINE_EXCEEDED"
+    assert st["error"]["message"].startswith("[QUERY_EXECUTION_TIMEOUT_EXCEEDED]") and st["sql_state"] == "57KD0"

@@ -493,6 +493,13 @@ class SqlEngine:
             if run.interrupted == "cancel" or type(exc).__name__ == "InterruptException":
                 raise E.cancelled() from None
             raise E.from_duckdb(exc, _names_lookup(exprs), run.search_path()) from None
+        except SqlError:
+            raise
+        except sqlglot.errors.SqlglotError as exc:      # sqlglot cannot translate it
+            raise SqlError("UNSUPPORTED_FEATURE", f"The emulator's SQL engine cannot translate this statement: "
+                           f"{str(exc).splitlines()[0][:200]}", "0A000") from None
+        except RecursionError:
+            raise SqlError("STATEMENT_TOO_COMPLEX", "The statement is nested too deeply.", "54001") from None
         finally:
             if watched:
                 self._unwatch(run)
@@ -968,6 +975,8 @@ def _parse(statement: str) -> List[exp.Expression]:
         return [exp.Command(this="DESCRIBE", expression=exp.Literal.string(f"{m.group(1)} {m.group(2)}"))]
     try:
         exprs = sqlglot.parse(statement, read="databricks")
+    except RecursionError:
+        raise SqlError("STATEMENT_TOO_COMPLEX", "The statement is nested too deeply.", "54001") from None
     except TokenError:
         raise E.syntax_error("end of input") from None
     except ParseError as err:

@@ -533,3 +533,35 @@ def test_the_connector_and_an_idle_emulator_never_import_the_engine():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sql_commands_run_as_the_caller_and_cancel_interrupts_them(emu, api):
+    emu.config.update({"context_start_seconds": 0.0, "command_queue_seconds": 0.0})
+    cid = emu.state.add_cluster(cluster_name="sql-cmds", state="RUNNING")
+    ctx = api.post("/api/1.2/contexts/create", {"clusterId": cid, "language": "sql"}).json()["id"]
+
+    def run(command):
+        return api.post("/api/1.2/commands/execute", {"clusterId": cid, "contextId": ctx, "language": "sql",
+                                                      "command": command}).json()["id"]
+
+    def status(cmd):
+        return api.get("/api/1.2/commands/status", clusterId=cid, contextId=ctx, commandId=cmd).json()
+
+    def until(cmd, states, polls=400):
+        for _ in range(polls):
+            doc = status(cmd)
+            if doc["status"] in states:
+                return doc
+            time.sleep(0.05)
+        raise AssertionError(doc)
+
+    done = until(run("SELECT current_user() AS u, CAST(1.5 AS DECIMAL(3,1)) AS d, array(1, 2) AS a"), ("Finished",))
+    assert done["results"]["resultType"] == "table"
+    assert done["results"]["data"] == [["emulator-user@example.com", "1.5", [1, 2]]]
+    assert [c["type"] for c in done["results"]["schema"]] == ["string", "decimal(3,1)", "array<int>"]
+    slow = run("SELECT sleep(30) AS s")
+    until(slow, ("Running",))
+    api.post("/api/1.2/commands/cancel", {"clusterId": cid, "contextId": ctx, "commandId": slow})
+    # without a real interrupt the command would stay Cancelling for the 30 s of its query
+    assert until(slow, ("Cancelled",), polls=200)["status"] == "Cancelled"
+    assert until(run("SELECT 1 AS one"), ("Finished",))["results"]["data"] == [[1]]
