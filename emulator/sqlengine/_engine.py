@@ -2,6 +2,7 @@
 run on one in-memory DuckDB database per workspace. See the package docstring for the interface."""
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import logging
 import random
@@ -33,6 +34,7 @@ _STATEMENT_WORDS = {"SELECT", "WITH", "VALUES", "FROM", "TABLE", "INSERT", "UPDA
                     "REPLACE", "EXPLAIN", "("}
 _NO_OPS = {"SET", "RESET", "OPTIMIZE", "VACUUM", "ANALYZE", "REFRESH", "CACHE", "UNCACHE", "MSCK", "CLEAR"}
 _MAX_SLEEP = 3600.0
+_PLAN_CACHE = 512                                         # translated SELECTs kept
 _NO_OP_NODES = {"Refresh", "Analyze", "Cache", "Uncache"}
 
 
@@ -104,6 +106,7 @@ class _Run:
         self.timeout = timeout
         self.interrupted: Optional[str] = None
         self.temp_views: set = set()             # temporary views created earlier in this request
+        self.plan: Optional[tuple] = None        # (duckdb sql, values, sleep, -) of the last SELECT
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (interrupted by a cancel or the timeout, which raise)."""
@@ -143,6 +146,8 @@ class SqlEngine:
         self._db.execute("SET GLOBAL TimeZone = 'UTC'")
         self._meta: Dict[tuple, dict] = {}                 # ("catalog", c) / ("schema", c, s) / ("table", c, s, t)
         self._active: Dict[int, _Run] = {}
+        self._plans: "collections.OrderedDict[tuple, tuple]" = collections.OrderedDict()
+        self._plans_lock = threading.Lock()
         self._wlock = threading.Lock()
         self._watcher: Optional[threading.Thread] = None
         now = self._now_ms()
@@ -466,7 +471,12 @@ class SqlEngine:
         if not isinstance(statement, str) or not statement.strip():
             raise E.syntax_error("end of input")
         user = _user_of(principal) or self.user
-        exprs = _parse(statement)
+        key = self._plan_key(statement, catalog, schema, user, parameters)
+        with self._plans_lock:
+            plan = self._plans.get(key) if key is not None else None
+            if plan is not None:
+                self._plans.move_to_end(key)
+        exprs = [] if plan is not None else _parse(statement)
         deadline = time.monotonic() + float(timeout) if timeout else None
         cur = self._cursor()
         run = _Run(self, cur, user, principal, (catalog or DEFAULT_CATALOG).lower(),
@@ -474,7 +484,15 @@ class SqlEngine:
         watched = cancel_event is not None or deadline is not None
         if watched:
             self._watch(run)
+        lookup = plan[4] if plan is not None else None
         try:
+            if plan is not None:                         # the same SELECT again: no parse, no rewrite
+                delay = self._configured_delay(statement)
+                if delay:
+                    run.sleep(delay)
+                if plan[2]:
+                    run.sleep(plan[2])
+                return self._fetch(cur.execute(plan[0], plan[1] or None), row_limit)
             run.params = self._params(run, parameters)
             if catalog and not self.catalog_exists(run.catalog):
                 raise E.catalog_not_found(run.catalog)
@@ -486,13 +504,18 @@ class SqlEngine:
             result = Result([], [], "SELECT")
             for e in exprs:
                 result = self._one(run, e, row_limit)
+            if key is not None and len(exprs) == 1 and run.plan is not None and not run.temp_views:
+                with self._plans_lock:
+                    self._plans[key] = run.plan + (_names_lookup(exprs),)
+                    while len(self._plans) > _PLAN_CACHE:
+                        self._plans.popitem(last=False)
             return result
         except duckdb.Error as exc:
             if run.interrupted == "timeout":
                 raise E.timed_out(timeout) from None
             if run.interrupted == "cancel" or type(exc).__name__ == "InterruptException":
                 raise E.cancelled() from None
-            raise E.from_duckdb(exc, _names_lookup(exprs), run.search_path()) from None
+            raise E.from_duckdb(exc, lookup or _names_lookup(exprs), run.search_path()) from None
         except SqlError:
             raise
         except sqlglot.errors.SqlglotError as exc:      # sqlglot cannot translate it
@@ -507,6 +530,18 @@ class SqlEngine:
                 cur.close()
             except Exception:  # noqa: BLE001
                 pass
+
+    def _plan_key(self, statement, catalog, schema, user, parameters):
+        """Cache key of a SELECT's DuckDB translation (None: do not cache)."""
+        if self.authorize is not None:
+            return None
+        try:
+            params = tuple((p.get("name"), p.get("type"), p.get("value")) for p in parameters or [])
+            key = (statement, (catalog or "").lower(), (schema or "").lower(), user, params)
+            hash(key)
+            return key
+        except (AttributeError, TypeError):
+            return None
 
     # ------------------------------------------------------------------ cancellation
     def _watch(self, run: _Run) -> None:
@@ -555,6 +590,7 @@ class SqlEngine:
     # ------------------------------------------------------------------ parameters
     def _params(self, run: _Run, parameters) -> Dict[str, Tuple[str, Optional[str]]]:
         out: Dict[str, Tuple[str, Optional[str]]] = {}
+        types: Dict[str, str] = {}
         for p in parameters or []:
             if not isinstance(p, dict) or not isinstance(p.get("name"), str) or not p["name"].lstrip(":"):
                 raise SqlError("INVALID_PARAMETER_VALUE", "Each parameter needs a string `name`.", "22023")
@@ -567,13 +603,21 @@ class SqlEngine:
             value = p.get("value")
             if value is not None and not isinstance(value, str):
                 value = "true" if value is True else "false" if value is False else str(value)
-            if value is not None:
-                try:
-                    run.cursor.execute(f"SELECT CAST($v AS {duck})", {"v": value}).fetchall()
-                except duckdb.Error:
-                    raise SqlError("INVALID_PARAMETER_VALUE", f"The value '{value}' of the parameter `{name}` "
-                                   f"cannot be converted to {_dbx_type_text(ptype)}.", "22023") from None
             out[name] = (duck, value)
+            types[name] = ptype
+        given = [(n, d, v) for n, (d, v) in out.items() if v is not None]
+        if given:                                   # one query checks every value; on failure, find which
+            try:
+                run.cursor.execute("SELECT " + ", ".join(f"CAST($v{i} AS {d})" for i, (_, d, _) in enumerate(given)),
+                                   {f"v{i}": v for i, (_, _, v) in enumerate(given)}).fetchall()
+            except duckdb.Error:
+                for n, d, v in given:
+                    try:
+                        run.cursor.execute(f"SELECT CAST($v AS {d})", {"v": v}).fetchall()
+                    except duckdb.Error:
+                        raise SqlError("INVALID_PARAMETER_VALUE", f"The value '{v}' of the parameter `{n}` cannot "
+                                       f"be converted to {_dbx_type_text(types[n])}.", "22023") from None
+                raise
         return out
 
     # ------------------------------------------------------------------ one statement
@@ -822,6 +866,7 @@ class SqlEngine:
             sql += " RETURNING merge_action"
         rel = cur.execute(sql, values or None)
         if kind == "SELECT":
+            run.plan = (sql, values, sleep, None)
             return self._fetch(rel, row_limit)
         if kind == "MERGE":
             acts = [a for (a,) in rel.fetchall()]

@@ -565,3 +565,30 @@ def test_sql_commands_run_as_the_caller_and_cancel_interrupts_them(emu, api):
     # without a real interrupt the command would stay Cancelling for the 30 s of its query
     assert until(slow, ("Cancelled",), polls=200)["status"] == "Cancelled"
     assert until(run("SELECT 1 AS one"), ("Finished",))["results"]["data"] == [[1]]
+
+
+def test_sql_knobs_are_settable_from_the_command_line_emulator():
+    import json as _json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "databricks_connector.emulator", "--port", "0",
+                             "--set", 'sql_delays={"FROM samples": 30}', "--set", "warehouse_concurrency=3",
+                             "--set", "statement_chunk_max_rows=100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        info = _json.loads(proc.stdout.readline())
+        cfg = info["config"]
+        assert cfg["sql_delays"] == {"FROM samples": 30} and cfg["warehouse_concurrency"] == 3
+        assert cfg["statement_chunk_max_rows"] == 100
+        import requests
+        h = {"Authorization": f"Bearer {info['pat']}"}
+        wid = requests.get(info["url"] + "/api/2.0/sql/warehouses", headers=h, timeout=30).json()["warehouses"][0]["id"]
+        doc = requests.post(info["url"] + "/api/2.0/sql/statements", headers=h, timeout=60, json={
+            "warehouse_id": wid, "statement": "SELECT count(*) FROM samples.nyctaxi.trips", "wait_timeout": "5s",
+            "on_wait_timeout": "CANCEL"}).json()
+        assert doc["status"]["state"] == "CANCELED"          # the configured delay made it slow
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
