@@ -390,10 +390,12 @@ def _new_id() -> str:
 def submit_statement(state, *, statement: str, warehouse_id: str, principal=None, parameters=None,
                      catalog: Optional[str] = None, schema: Optional[str] = None, disposition: str = "INLINE",
                      format: str = "JSON_ARRAY", row_limit: Optional[int] = None,
-                     byte_limit: Optional[int] = None) -> dict:
+                     byte_limit: Optional[int] = None, start: bool = True) -> dict:
     """Start a statement on a warehouse as ``principal`` (a state.Principal; None = the engine's
-    default user) and return its record (``record["id"]`` is the statement_id). Raises ApiError 404
-    for an unknown warehouse. A stopped warehouse is started; the statement waits PENDING."""
+    default user) and return its record (``record["id"]`` is the statement_id; ``record["done"]``
+    a threading.Event set when it ends). Raises ApiError 404 for an unknown warehouse. A stopped
+    warehouse is started; the statement waits PENDING. ``start=False``: the caller starts the
+    worker with ``_start`` (the API answers a ``0s`` wait before the worker runs)."""
     with state.lock:
         wh = warehouses(state).get(warehouse_id)
         if wh is None or advance_warehouse(state, wh)["state"] == "DELETED":
@@ -407,6 +409,8 @@ def submit_statement(state, *, statement: str, warehouse_id: str, principal=None
             start_warehouse(state, wh)
         _store(state)[st["id"]] = st
         state.applied["statements/execute"] += 1
+    if start:
+        _start(state, st)
     return st
 
 
@@ -478,7 +482,7 @@ def execute(req):
     state = req.state
     st = submit_statement(state, statement=statement, warehouse_id=wid, principal=req.principal, parameters=params,
                           catalog=body.get("catalog") or None, schema=body.get("schema") or None,
-                          disposition=disposition, format=fmt, **limits)
+                          disposition=disposition, format=fmt, start=False, **limits)
     if wait == 0:                       # asynchronous: answer at once, before the worker runs
         answer = _response(state, req, st)
         _start(state, st)

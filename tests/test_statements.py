@@ -580,3 +580,16 @@ def test_the_warehouse_statement_timeout_stops_a_long_query(emulator):
     st = _until(emulator, doc["statement_id"], ("FAILED", "SUCCEEDED", "CANCELED"))["status"]
     assert st["state"] == "FAILED" and st["error"]["error_code"] == "DEADLINE_EXCEEDED"
     assert st["error"]["message"].startswith("[QUERY_EXECUTION_TIMEOUT_EXCEEDED]") and st["sql_state"] == "57KD0"
+
+
+def test_other_areas_submit_statements_like_the_api(emulator, wid):
+    """The interface Genie-like areas use: a statement run as a principal, answered as the API does."""
+    from databricks_connector.emulator.statements import statement_response, submit_statement
+
+    sp = emulator.state.service_principals[emulator.client_id]["principal"]
+    st = submit_statement(emulator.state, statement="SELECT current_user() AS u, :n AS n", warehouse_id=wid,
+                          principal=sp, parameters=[{"name": "n", "value": "5", "type": "INT"}])
+    assert st["done"].wait(60)
+    doc = statement_response(emulator.state, st["id"])
+    assert doc["status"]["state"] == "SUCCEEDED" and doc["result"]["data_array"] == [[emulator.client_id, "5"]]
+    assert _get(emulator, st["id"]) == doc                                   # the same statement over HTTP
