@@ -30,6 +30,7 @@ application id)):
     res.columns   # [{"name", "position", "type_name", "type_text"(, "type_precision", "type_scale")}]
     res.rows      # [(7, Decimal("1.50"), datetime.date(2024, 1, 1), [1, 2], {"k": 1}), ...]
     eng.session(principal, cancel_event=ev).execute(...)   # the same, bound to one caller
+    session_for(state, principal, cancel_event=ev)          # likewise, creating the engine lazily
 
 Errors are :class:`SqlError` (``error_class``, ``sql_state``, ``error_code``, ``message``).
 A statement with a response shaped like the Statement Execution API (Genie) is submitted with
