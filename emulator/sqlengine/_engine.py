@@ -1162,8 +1162,11 @@ _SPARK_BINARY = (exp.Binary,)
 def _spark_name(e: exp.Expression, run: _Run) -> Optional[str]:
     """The column name Spark gives an unaliased projection (approximately: ``upper(ab)``, ``(1 + 2)``,
     ``count(1)``, ``CAST(1 AS STRING)``)."""
-    if isinstance(e, (exp.Column, exp.Star, exp.Alias)):
+    if isinstance(e, (exp.Column, exp.Star, exp.Alias)) or type(e).__name__ in ("Posexplode", "PosexplodeOuter",
+                                                                               "Inline", "ExplodeOuter"):
         return None
+    if isinstance(e, exp.Explode):
+        return "col"
     if isinstance(e, exp.Literal):
         return str(e.this)
     if isinstance(e, exp.Boolean):
