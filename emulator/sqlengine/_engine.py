@@ -160,14 +160,22 @@ class SqlEngine:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
+        """Interrupt what runs, let it unwind (a few seconds at most), then close the database."""
         self._closed = True
         with self._wlock:
             runs = list(self._active.values())
         for r in runs:
+            r.interrupted = r.interrupted or "cancel"
             try:
                 r.cursor.interrupt()
             except Exception:  # noqa: BLE001
                 pass
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            with self._wlock:
+                if not self._active:
+                    break
+            time.sleep(0.01)
         try:
             self._db.close()
         except Exception:  # noqa: BLE001
@@ -481,9 +489,8 @@ class SqlEngine:
         cur = self._cursor()
         run = _Run(self, cur, user, principal, (catalog or DEFAULT_CATALOG).lower(),
                    (schema or DEFAULT_SCHEMA).lower(), {}, cancel_event, deadline, timeout)
-        watched = cancel_event is not None or deadline is not None
-        if watched:
-            self._watch(run)
+        watched = True                      # every run is known, so close() can wait for it
+        self._watch(run, cancel_event is not None or deadline is not None)
         lookup = plan[4] if plan is not None else None
         try:
             if plan is not None:                         # the same SELECT again: no parse, no rewrite
@@ -544,10 +551,10 @@ class SqlEngine:
             return None
 
     # ------------------------------------------------------------------ cancellation
-    def _watch(self, run: _Run) -> None:
+    def _watch(self, run: _Run, interruptible: bool = True) -> None:
         with self._wlock:
             self._active[id(run)] = run
-            if self._watcher is None:
+            if interruptible and self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch_loop, name="emu-sql-watch", daemon=True)
                 self._watcher.start()
 
@@ -558,10 +565,10 @@ class SqlEngine:
     def _watch_loop(self) -> None:
         while True:
             with self._wlock:
-                if not self._active:
+                runs = [r for r in self._active.values() if r.cancel_event is not None or r.deadline is not None]
+                if not runs:
                     self._watcher = None
                     return
-                runs = list(self._active.values())
             now = time.monotonic()
             for r in runs:
                 if r.interrupted:
