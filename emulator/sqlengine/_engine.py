@@ -571,11 +571,9 @@ class SqlEngine:
                     return
             now = time.monotonic()
             for r in runs:
-                if r.interrupted:
-                    continue
-                why = "cancel" if r.cancel_event is not None and r.cancel_event.is_set() else \
-                    "timeout" if r.deadline is not None and now > r.deadline else None
-                if why:
+                why = r.interrupted or ("cancel" if r.cancel_event is not None and r.cancel_event.is_set() else
+                                        "timeout" if r.deadline is not None and now > r.deadline else None)
+                if why:                 # again every tick: a query that starts after a cancel is stopped too
                     r.interrupted = why
                     try:
                         r.cursor.interrupt()
@@ -629,6 +627,10 @@ class SqlEngine:
 
     # ------------------------------------------------------------------ one statement
     def _one(self, run: _Run, e: exp.Expression, row_limit) -> Result:
+        if run.interrupted == "timeout" or (run.deadline is not None and time.monotonic() > run.deadline):
+            raise E.timed_out(run.timeout)
+        if run.interrupted == "cancel" or (run.cancel_event is not None and run.cancel_event.is_set()):
+            raise E.cancelled()
         if isinstance(e, exp.Command):
             return self._command(run, e)
         if isinstance(e, exp.Use):
