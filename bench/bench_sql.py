@@ -11,7 +11,7 @@ the child's own VmHWM):
   sdk            the official databricks-sdk's execute_statement + get_statement_result_chunk_n loop
                  (only when databricks-sdk is importable)
 once with the emulator's network unshaped and once shaped to 30 ms per request and 50 MB/s per
-connection (SqlSettings.shape_latency_seconds / shape_bandwidth_bytes_per_second).
+connection (the emulator Config's sql_shape_latency_seconds / sql_shape_bandwidth_bytes_per_second).
 
 The emulator runs in its own process with its query result cache on, so every variant fetches the
 same ready result (the SQL engine's own time is not what is measured) and INLINE's 25 MiB limit
@@ -128,11 +128,11 @@ def _serve(args) -> None:
     """The emulator in its own process (so the variants are forked from a small parent and their
     ru_maxrss is their own); SQL settings arrive as JSON lines on stdin."""
     from databricks_connector.emulator import Emulator
-    from databricks_connector.emulator.warehouses import sql_settings, warehouses
+    from databricks_connector.emulator.warehouses import warehouses
 
     with Emulator() as emu:
-        s = sql_settings(emu.state)
-        s.update({"result_cache_seconds": 24 * 3600, "inline_limit_bytes": 1 << 40})
+        s = emu.config
+        s.update({"sql_result_cache_seconds": 24 * 3600, "statement_inline_limit_bytes": 1 << 40})
         with emu.state.lock:
             wid = next(w["id"] for w in warehouses(emu.state).values() if w["state"] == "RUNNING")
         print(json.dumps({"conn": emu.connections()["personal_access_token"], "warehouse": wid}), flush=True)
@@ -203,8 +203,8 @@ def main() -> int:
         variants = ["action-inline", "action-file", "loop"] + (["sdk"] if _have_sdk() else [])
         results = {}
         for shaped in (False, True):
-            settings(shape_latency_seconds=0.03 if shaped else 0.0,
-                     shape_bandwidth_bytes_per_second=50e6 if shaped else 0.0)
+            settings(sql_shape_latency_seconds=0.03 if shaped else 0.0,
+                     sql_shape_bandwidth_bytes_per_second=50e6 if shaped else 0.0)
             label = "shaped (30 ms/request, 50 MB/s/connection)" if shaped else "unshaped"
             print(f"\n== {big:,} rows x 5 columns, {label}")
             for v in variants:
@@ -213,7 +213,7 @@ def main() -> int:
                 print(f"  {v:14s} {r['seconds']:7.2f} s   peak {r['peak_mib']:7.1f} MiB", flush=True)
             if not _have_sdk():
                 print("  sdk            (skipped: databricks-sdk is not installed)")
-        settings(shape_latency_seconds=0.0, shape_bandwidth_bytes_per_second=0.0)
+        settings(sql_shape_latency_seconds=0.0, sql_shape_bandwidth_bytes_per_second=0.0)
         small_file = _run_child("action-file", conn, wid, small)
         print(f"\n== to a file: {small:,} rows peak {small_file['peak_mib']:.1f} MiB; "
               f"{big:,} rows peak {results[(False, 'action-file')]['peak_mib']:.1f} MiB")

@@ -84,6 +84,37 @@ class Config:
                                    "many pages).", minimum=1)
     jobs_runs_page_cap: int = knob(25, "runs/list: the most runs on one page, whatever the limit.", minimum=1)
 
+    # -- SQL warehouses, statements and the SQL engine (emulator/warehouses.py, statements.py, sqlengine/)
+    warehouse_start_seconds: float = knob(3.0, "SQL warehouse STARTING -> RUNNING (also when a statement starts it).",
+                                          minimum=0)
+    warehouse_stop_seconds: float = knob(1.0, "SQL warehouse STOPPING -> STOPPED.", minimum=0)
+    warehouse_delete_seconds: float = knob(1.0, "SQL warehouse DELETING -> DELETED.", minimum=0)
+    warehouse_page_size: int = knob(25, "sql/warehouses list: the server's cap and default page_size.", minimum=1)
+    warehouse_concurrency: int = knob(10, "Statements RUNNING at once per warehouse cluster; more wait PENDING.",
+                                      minimum=1)
+    statement_chunk_max_rows: Optional[int] = knob(None, "Rows per result chunk (None: the byte limits decide).")
+    statement_chunk_max_bytes: int = knob(2 * 1024 * 1024, "JSON bytes per INLINE result chunk.", minimum=1)
+    statement_link_chunk_max_bytes: int = knob(8 * 1024 * 1024, "Bytes per EXTERNAL_LINKS result chunk.", minimum=1)
+    statement_inline_limit_bytes: int = knob(25 * 1024 * 1024, "INLINE results larger than this fail, as Databricks' "
+                                                                "25 MiB limit.", minimum=1)
+    statement_results_lifetime_seconds: float = knob(3600.0, "A SUCCEEDED statement becomes CLOSED after this.",
+                                                     minimum=0)
+    statement_purge_after_seconds: float = knob(12 * 3600.0, "A terminal statement is purged (404) after this.",
+                                                minimum=0)
+    statement_link_lifetime_seconds: float = knob(900.0, "Presigned EXTERNAL_LINKS expire after this.", minimum=0)
+    statement_expire_next_links: int = knob(0, "Test hook: the next N external links are minted already expired.",
+                                            minimum=0)
+    statement_link_http_headers: Dict[str, str] = knob({}, "Headers the storage server requires on link GETs "
+                                                           "(returned in each link's http_headers).")
+    sql_delays: Dict[str, float] = knob({}, "{regex: seconds}: statements matching a pattern take at least that long "
+                                            "(RUNNING, cancellable).")
+    sql_result_cache_seconds: float = knob(0.0, "Identical statements reuse a result this long (0 = off).", minimum=0)
+    sql_shape_latency_seconds: float = knob(0.0, "Network shaping of SQL requests: added latency per request.",
+                                            minimum=0)
+    sql_shape_bandwidth_bytes_per_second: float = knob(0.0, "Network shaping of SQL responses: transfer rate "
+                                                            "(0 = unlimited).", minimum=0)
+    sql_threads: int = knob(2, "DuckDB worker threads of the SQL engine (read when the engine starts).", minimum=1)
+
     def update(self, values: Dict[str, Any]) -> None:
         """Apply ``values`` at once, or none of them: every unknown name and bad value is reported
         in one :class:`ConfigError`."""

@@ -111,9 +111,8 @@ def seed_warehouse(emulator, state: str = "RUNNING", name: str | None = None) ->
 
 
 def sql_settings(emulator):
-    from databricks_connector.emulator.warehouses import sql_settings as _s
-
-    return _s(emulator.state)
+    """The SQL area's knobs: the warehouse_* / statement_* / sql_* fields of the one Config."""
+    return emulator.config
 
 
 def applied(emulator, keys) -> int:
