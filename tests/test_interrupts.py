@@ -49,7 +49,7 @@ def _prep(key, emulator, conn):
         return ({"job_id": _slow_job(emulator, conn), "wait_for_completion": True, "poll_interval_seconds": 0.1},
                 r"/api/2\.2/jobs/runs/get", "jobs/runs/cancel", ("run_id",))
     if key == "execute_sql_statement":
-        S.sql_settings(emulator).statement_execution_seconds = 60
+        emulator.config.update({"sql_delays": {r"^SELECT 1$": 60}})
         return ({"warehouse_id": S.seed_warehouse(emulator, "RUNNING"), "statement": "SELECT 1",
                  "timeout_seconds": 4, "poll_interval_seconds": 0.1},       # under 5 s: no server-side wait
                 r"/api/2\.0/sql/statements/[^/]+", "statements/cancel", ("statement_id",))

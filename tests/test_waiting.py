@@ -92,7 +92,7 @@ def _prep_submit_run(emulator, connector, conn):
 
 
 def _prep_sql(emulator, connector, conn):
-    S.sql_settings(emulator).statement_execution_seconds = 60
+    emulator.config.update({"sql_delays": {r"^SELECT 1 AS one$": 60}})
     # under 5 s: no server-side wait in the submit, so the step polls at once
     return {"warehouse_id": S.seed_warehouse(emulator, "RUNNING"), "statement": "SELECT 1 AS one", "timeout_seconds": 4}
 
@@ -563,7 +563,7 @@ def _prep_pending(key, emulator, connector, conn):
         return ({"warehouse_id": S.seed_warehouse(emulator, "RUNNING"), "wait_for_state": True, **wait},
                 lambda o: o["state"] == "STOPPED")
     if key == "execute_sql_statement":
-        sql.statement_execution_seconds = 1
+        sql.update({"sql_delays": {r"^SELECT 42 AS x$": 1}})
         return ({"warehouse_id": S.seed_warehouse(emulator, "RUNNING"), "statement": "SELECT 42 AS x", **wait},
                 lambda o: o["rows"] == [{"x": 42}])
     done = lambda o: o["state"]["result_state"] == "SUCCESS"    # noqa: E731
@@ -681,7 +681,7 @@ def test_resume_in_another_process(emulator, pat):
     """The resume document alone (and the connection, passed separately) is enough: a second
     process finishes the step, and the statement is executed once."""
     inputs, check = _prep_pending("execute_sql_statement", emulator, QUICK, pat)
-    S.sql_settings(emulator).statement_execution_seconds = 1.5
+    emulator.config.update({"sql_delays": {r"^SELECT 42 AS x$": 1.5}})
     before = emulator.state.applied["statements/execute"]
     with pytest.raises(Pending) as exc:
         QUICK.run("execute_sql_statement", pat, inputs, budget=0, progress=False)
