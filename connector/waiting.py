@@ -28,6 +28,16 @@ MAX_INTERVAL = 20.0         # ... up to this
 PROGRESS_EVERY = 25.0       # a progress line at least this often while the state does not change
 
 
+def _passing(exc: ConnectorError) -> bool:
+    """A poll failure the wait outlives: the workspace or the network failing for a while (after
+    the session's retries). A 200 answer that cannot be read is a defect of the answer, not an
+    outage: it ends the wait at once, as does any error the user must act on, and throttling the
+    session could not wait out (a Retry-After past the deadline: polling sooner would ignore it)."""
+    if exc.type not in TRANSIENT or exc.type == "rate_limited":
+        return False
+    return not (exc.type == "server_error" and (exc.status or 0) < 500)
+
+
 def schedule(interval: float = DEFAULT_INTERVAL, cap: float = MAX_INTERVAL, factor: float = FACTOR):
     """The pauses between polls, one after another (an endless generator)."""
     delay = max(0.05, float(interval))
@@ -98,13 +108,19 @@ def run(poll, *, what: str, record: dict, progress, on_timeout, bound, budget_en
                 record.update(state=last_state)
                 line("pending", last_state, f"{what}: {last_state} after {now - since:.1f}s; going on later")
                 raise PendingWait(last_state, min(delay, max(0.0, deadline - now))) from None
-            if exc.type not in TRANSIENT or now < deadline:
+            if not _passing(exc):
                 line("failed", last_state, f"{what}: failed after {now - since:.1f}s ({exc.type})")
                 raise
-            # A poll whose requests ran out of time (or kept failing) at the deadline: the wait timed out.
-            done, value, state = False, None, f"{last_state or 'unknown'} (last check failed: {exc.message[:200]})"
+            # A poll whose requests kept failing (after the session's own retries): the wait goes on
+            # to its deadline, and a timeout names the last failure.
+            done, value, state = False, None, last_state
+            failed_check = exc.message[:200]
+            if now < deadline:
+                line("check_failed", state, f"{what}: a status check failed after {now - since:.1f}s "
+                     f"({exc.type}); checking again")
         else:
             record["polls"] += 1
+            failed_check = None
         if done:
             record.update(state=state)
             line("done", state, f"{what}: {state} after {time.monotonic() - since:.1f}s, done")
@@ -118,6 +134,8 @@ def run(poll, *, what: str, record: dict, progress, on_timeout, bound, budget_en
         record.update(state=state)
         if now >= deadline:
             waited = now - since
+            if failed_check is not None:
+                state = f"{state or 'unknown'} (last check failed: {failed_check})"
             line("timeout", state, f"{what}: still {state} after {waited:.1f}s, timed out")
             bound(None)
             raise on_timeout(state, waited)
