@@ -105,3 +105,19 @@ def parse_token_url(value: str) -> tuple[str, str, str | None]:
 
 def is_account_host(hostname: str) -> bool:
     return hostname.lower() in ACCOUNT_HOSTS
+
+
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def oidc_base(host, account_id=None, field: str = "Host") -> tuple[str, str]:
+    """(API host, OIDC base URL): ``https://<host>/oidc`` for a workspace,
+    ``https://<accounts host>/oidc/accounts/<account id>`` for an account; append ``/v1/token``
+    or ``/v1/authorize``."""
+    origin = normalize_host(host, field)
+    if is_account_host(split_url(origin, field)[1]):
+        if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id.strip()):
+            raise _bad("Account ID", "is empty or not an account id" if account_id else "is empty",
+                       "An account host needs the account id shown in the account console.")
+        return origin, f"{origin}/oidc/accounts/{account_id.strip()}"
+    return origin, f"{origin}/oidc"

@@ -60,15 +60,17 @@ class Connector:
     # -- running ---------------------------------------------------------------------------
     def session(self, connection, **options):
         """The shared session of a connection, created on first use."""
-        import json
 
         opts = {**self.session_options, **options}
-        # The connection document itself is the cache key, so a warm call does not rebuild and
-        # re-check the connection (host normalisation, auth objects) every time.
+        # The connection's fingerprint is the cache key, so a warm call does not rebuild and
+        # re-check the connection (host normalisation, auth objects) every time. For a user login
+        # it stays the same when Databricks rotates the refresh token (connections/__init__.py).
         if hasattr(connection, "fingerprint"):
             key = (connection.fingerprint, tuple(sorted(opts.items())))
         else:
-            key = (json.dumps(connection, sort_keys=True, default=str), tuple(sorted(opts.items())))
+            from .connections import fingerprint
+
+            key = (fingerprint(connection), tuple(sorted(opts.items())))
         shared = _SESSIONS.get(key)
         if shared is not None:
             return shared
@@ -114,6 +116,13 @@ class Connector:
                                  hint="This is a bug in the connector; please report it with the step's inputs.") from exc
 
     # -- the spec a platform reads ---------------------------------------------------------
+    def current_connection(self, connection) -> dict:
+        """The connection document with the tokens the connector holds now: after a user login was
+        refreshed (Databricks may rotate its refresh token) store this in place of the old one."""
+        from .connections import current_connection
+
+        return current_connection(connection)
+
     def spec(self) -> dict:
         m = self.manifest
         out = {k: v for k, v in m.items() if k not in ("actions", "pickers", "connections")}

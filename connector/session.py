@@ -166,7 +166,8 @@ class SharedSession:
                 try:
                     response = http.request(method, url, params=params, json=json, data=data, files=files,
                                             headers=headers, timeout=timeout, allow_redirects=allow_redirects,
-                                            auth=(self.connection.auth if auth else _no_auth), stream=stream)
+                                            auth=(self.connection.auth if auth else _no_auth), stream=stream,
+                                            verify=http.verify)   # a CA bundle wins over REQUESTS_CA_BUNDLE
                 except ConnectorError:
                     raise                                  # e.g. the OAuth token could not be fetched
                 except requests.exceptions.RequestException as exc:

@@ -15,6 +15,12 @@ from typing import Any, Callable, Dict, Optional
 
 # --------------------------------------------------------------------------- config
 
+def _env_flag(name: str, default: bool) -> bool:
+    import os
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
 @dataclass
 class Config:
     """Runtime-mutable behaviour knobs. Tests change these at any time."""
@@ -32,6 +38,20 @@ class Config:
     cloud: str = "AWS"                      # reported by /.well-known/databricks-config
     context_start_seconds: float = 0.3      # 1.2 execution context: Pending -> Running
     command_queue_seconds: float = 0.1      # 1.2 command: Queued -> Running
+    # TLS and sign-in (conn-tls): emulator/tls.py, oauth.py, entra.py, federation.py
+    tls: bool = field(default_factory=lambda: _env_flag("DATABRICKS_EMULATOR_TLS", True))
+    # ^ serve HTTPS with the process's own CA (read at start-up); DATABRICKS_EMULATOR_TLS=0 makes
+    #   plain http the default of every emulator of a process (tests: pytest --emulator-http)
+    user_token_lifetime: float = 3600       # seconds; user-login (authorization code) access tokens
+    refresh_token_lifetime: float = 90 * 86400   # seconds a refresh token stays valid
+    rotate_refresh_tokens: bool = True      # a refresh answers a new refresh token and retires the old
+    authorization_code_lifetime: float = 60  # seconds an authorization code can be exchanged
+    oauth_auto_consent: bool = False        # test-only: /oidc/v1/authorize consents at once (no page)
+    oauth_consent_user: str = "emulator-user@example.com"   # who signs in on the authorize page
+    entra_token_lifetime: float = 3599      # Microsoft Entra ID access tokens (v1 answers a string)
+    federation_token_lifetime: float = 3600  # tokens from a workload identity federation exchange
+    federation_issuer: str = "https://oidc.emulator.test"   # the OIDC issuer federation policies trust
+    oidc_token_lifetime: float = 300        # OIDC tokens the emulator mints as that issuer (for tests)
 
     def update(self, values: Dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
