@@ -33,12 +33,21 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
+# What each URL-like field should look like, for the hints of its errors
+EXAMPLES = {"Host": "your workspace host, for example dbc-1234567890123456.cloud.databricks.com",
+            "Token URL": "the token URL of your workspace, for example "
+                         "https://dbc-1234567890123456.cloud.databricks.com/oidc/v1/token (or "
+                         "https://accounts.cloud.databricks.com/oidc/accounts/<account-id>/v1/token for the account)",
+            "Authority Host": "the Microsoft Entra ID host, for example login.microsoftonline.com"}
+
+
 def split_url(value: str, field: str = "Host"):
     """Parse and check scheme, userinfo, characters and port; return (scheme, hostname, port, parts)."""
+    example = EXAMPLES.get(field, EXAMPLES["Host"])
     if value is not None and not isinstance(value, str):
-        raise _bad(field, f"must be text, not {type(value).__name__}", "Enter the host name as text.")
+        raise _bad(field, f"must be text, not {type(value).__name__}", f"Enter {example}, as text.")
     if not value or not value.strip():
-        raise _bad(field, "is empty", "Enter your workspace host, for example dbc-1234567890123456.cloud.databricks.com.")
+        raise _bad(field, "is empty", f"Enter {example}.")
     text = value.strip()
     if any(ord(c) < 33 or ord(c) > 126 for c in text):
         raise _bad(field, "contains spaces, control or non-ASCII characters",
@@ -56,7 +65,7 @@ def split_url(value: str, field: str = "Host"):
     except ValueError:
         raise _bad(field, "has an invalid port", "Use host or host:port.") from None
     if not hostname:
-        raise _bad(field, "has no host name", "Enter a host such as dbc-1234567890123456.cloud.databricks.com.")
+        raise _bad(field, "has no host name", f"Enter {example}.")
     loopback = is_loopback(hostname)
     if scheme not in ("https", "http") or (scheme == "http" and not loopback):
         raise _bad(field, f"must use https (got {scheme}://)",
