@@ -91,6 +91,22 @@ def _not_sent(exc: Exception) -> bool:
     return False
 
 
+def _certificate_refused(exc: Exception):
+    """The ssl.SSLCertVerificationError behind ``exc`` (the server's certificate was refused), or None."""
+    import ssl
+
+    seen, todo = set(), [exc]
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur
+        todo += [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *getattr(cur, "args", ())]
+    return None
+
+
 def _no_auth(request):
     """Explicitly no credentials: stops requests from filling in ~/.netrc ones."""
     return request
@@ -175,6 +191,8 @@ class SharedSession:
                     not_sent = _not_sent(exc)
                     error = self._transport_error(exc, method, url, not_sent, safe)
                     self._log(debug, method, url, None, elapsed, error=error.message)
+                    if _certificate_refused(exc) is not None:
+                        raise error from None           # the same certificate will be refused again
                     if (not_sent or safe or policy.retry_all_errors) and self._may_retry(policy, attempt, deadline, None):
                         self._sleep(policy, attempt, deadline, None, debug)
                         continue
@@ -223,7 +241,9 @@ class SharedSession:
     def _transport_error(self, exc, method, url, not_sent, safe) -> ConnectorError:
         where = f"{method} {self._short(url)}"
         if isinstance(exc, requests.exceptions.SSLError):
-            return ConnectorError("network", f"{where}: TLS verification failed",
+            refused = _certificate_refused(exc)
+            why = f" ({refused.verify_message})" if refused is not None and getattr(refused, "verify_message", None) else ""
+            return ConnectorError("network", f"{where}: TLS verification failed{why}",
                                   hint="Check the host; for a private CA set the connection's CA bundle.")
         if isinstance(exc, requests.exceptions.ConnectTimeout) or (not_sent and isinstance(exc, requests.exceptions.Timeout)):
             return ConnectorError("network", f"{where}: could not connect in time")

@@ -147,19 +147,24 @@ class TokenFile:
         state.on_close(self.close)
 
     def write(self) -> None:
-        token = mint(self.state, self.subject)
+        lifetime = float(self.state.config.oidc_token_lifetime)
+        token = mint(self.state, self.subject, lifetime=lifetime)
         tmp = f"{self.path}.{uuid.uuid4().hex}"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(token)
         os.replace(tmp, self.path)
+        self.minted, self.lifetime = self.state.now(), lifetime
         self.writes += 1
 
     def _run(self) -> None:
-        while not self._stop.wait(max(0.2, float(self.state.config.oidc_token_lifetime) / 2)):
-            try:
-                self.write()
-            except OSError:
-                return
+        while not self._stop.wait(0.1):
+            # rewritten at half the token's life (sooner when the configured lifetime was shortened)
+            due = self.minted + min(self.lifetime, float(self.state.config.oidc_token_lifetime)) / 2
+            if self.state.now() >= due:
+                try:
+                    self.write()
+                except OSError:
+                    return
 
     def close(self) -> None:
         self._stop.set()

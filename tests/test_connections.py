@@ -390,13 +390,19 @@ def test_the_oidc_token_is_read_again_at_every_exchange(emulator, tmp_path):
 
 
 def test_the_emulators_projected_token_file_keeps_working(emulator):
+    """Like a Kubernetes projected token: the file is rewritten before its token expires, and each
+    exchange reads it again, so the connection outlives every OIDC token it used."""
+    from databricks_connector.emulator import federation
+
     emulator.config.oidc_token_lifetime = 1.0
     emulator.config.federation_token_lifetime = 1.0
     conn = emulator.connections()["workload_identity_federation"]
+    written = federation.token_file(emulator.state).writes
     connector = Connector()
     for _ in range(3):
         assert connector.run("get_current_user", conn)["userName"] == conn["client_id"]
         time.sleep(1.1)                                    # both the OIDC and the Databricks token expire
+    assert federation.token_file(emulator.state).writes - written >= 2
 
 
 def test_an_oidc_token_from_an_environment_variable(emulator, monkeypatch):
