@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 
 from ..errors import ConnectorError
 from .hosts import oidc_base
@@ -115,8 +116,22 @@ class UserLogin(TokenAuth):
         rotated(previous, updated)
 
 
+# One auth per grant for the whole process: two shared sessions of the same user login (say, two
+# Connector instances with different timeouts) must share its refresh token, or the first rotation
+# would retire the refresh token the other one holds.
+_LIVE: "weakref.WeakValueDictionary[str, UserLogin]" = weakref.WeakValueDictionary()
+_LIVE_LOCK = threading.Lock()
+
+
 def build(fields: dict):
+    from . import fingerprint
+
     host, base = oidc_base(fields.get("host", ""), fields.get("account_id"))
+    key = fingerprint(fields)
+    with _LIVE_LOCK:
+        live = _LIVE.get(key)
+    if live is not None:
+        return host, live, fields.get("account_id") or None
     client_id = fields.get("client_id") or DEFAULT_CLIENT_ID
     if not isinstance(client_id, str) or not client_id.strip():
         raise ConnectorError("configuration", "Client ID must be text", hint=f"Use your app connection's client ID, or {DEFAULT_CLIENT_ID}.")
@@ -134,6 +149,8 @@ def build(fields: dict):
     auth = UserLogin(fields, f"{base}/v1/token", client_id.strip(), secret.strip() if secret else None,
                      scope_list(fields.get("scopes"), DEFAULT_SCOPES), access and access.strip(),
                      refresh and refresh.strip(), expires_at)
+    with _LIVE_LOCK:
+        auth = _LIVE.setdefault(key, auth)
     return host, auth, fields.get("account_id") or None
 
 

@@ -17,6 +17,7 @@ PyJWT (the ``[emulator]`` extra) signs and verifies.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tempfile
@@ -59,11 +60,11 @@ def mint(state, subject: str = DEFAULT_SUBJECT, audience: str | None = None, iss
     import jwt
 
     iss = issuer(state)
-    now = int(state.now())
+    now = state.now()
     seconds = float(state.config.oidc_token_lifetime if lifetime is None else lifetime)
     payload = {"iss": issuer_url or state.config.federation_issuer, "sub": subject,
-               "aud": audience or state.account_id, "iat": now, "nbf": now - 1,
-               "exp": now + int(seconds), "jti": secrets.token_hex(8), **claims}
+               "aud": audience or state.account_id, "iat": int(now), "nbf": int(now) - 1,
+               "exp": math.ceil(now + seconds), "jti": secrets.token_hex(8), **claims}
     key = iss.keys["emulator-1"] if trusted else iss.untrusted
     return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "emulator-1"})
 

@@ -546,9 +546,10 @@ class Emulator:
         from . import federation, oauth
 
         with self.state.lock:
-            if self._user_login is None:
-                self._user_login = oauth.sign_in(self.state, "emulator-user@example.com")
             login = self._current_login()
+            if not login:                        # not signed in yet, or that sign-in was revoked
+                self._user_login = oauth.sign_in(self.state, "emulator-user@example.com")
+                login = self._current_login()
         return {
             "oauth_user": {"type": "oauth_user", "host": self.url, "client_id": oauth.CLI_CLIENT,
                            "scopes": "all-apis offline_access", **login},
@@ -571,13 +572,14 @@ class Emulator:
             return {}
         grant = store.grants[entry["grant"]]
         live = [t for t, e in store.refresh.items() if e["grant"] == entry["grant"] and e["active"]]
+        if not live:
+            return {}
         access = grant["access_tokens"][-1]
         expires = self.state.oauth_tokens.get(access, {}).get("expires", self.state.now())
         import datetime as _dt
 
         when = _dt.datetime.fromtimestamp(int(expires), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"access_token": access, "refresh_token": live[-1] if live else first["refresh_token"],
-                "expires_at": when}
+        return {"access_token": access, "refresh_token": live[-1], "expires_at": when}
 
     def user_login(self, user: str = "emulator-user@example.com", client_id: Optional[str] = None,
                    scopes: str = "all-apis offline_access") -> dict:

@@ -141,6 +141,20 @@ def test_the_old_refresh_token_no_longer_works_after_rotation(emulator):
     assert ok.status_code == 200, ok.text
 
 
+def test_two_connectors_share_one_sign_in(emulator):
+    """Two Connector configurations (two shared sessions) of the same user login share its tokens:
+    a rotation by one does not retire the refresh token the other holds."""
+    emulator.config.user_token_lifetime = 1
+    conn = fresh_user(emulator)
+    quick, patient = Connector(retry_timeout=20), Connector(retry_timeout=60)
+    assert quick.session(conn) is not patient.session(conn)
+    for _ in range(3):
+        time.sleep(1.1)                                    # the access token expired: refresh (and rotate)
+        assert quick.run("get_current_user", conn)["userName"] == S.PAT_USER
+        assert patient.run("get_current_user", conn)["userName"] == S.PAT_USER
+    assert quick.session(conn).connection.auth is patient.session(conn).connection.auth
+
+
 def test_different_users_never_share_a_session(emulator):
     a, b = fresh_user(emulator, "ada@example.com"), fresh_user(emulator, "bob@example.com")
     assert fingerprint(a) != fingerprint(b)
@@ -155,8 +169,8 @@ def test_different_users_never_share_a_session(emulator):
 
 
 def test_a_revoked_refresh_token_is_one_clear_error(emulator):
-    conn = expired_user(emulator)
-    emulator.revoke_user_tokens(S.PAT_USER)
+    conn = {**fresh_user(emulator, "revoked@example.com"), "expires_at": "2000-01-01T00:00:00Z"}
+    emulator.revoke_user_tokens("revoked@example.com")
     connector = Connector()
     before = emulator.count("POST", TOKEN)
     errors = []
@@ -394,14 +408,14 @@ def test_the_emulators_projected_token_file_keeps_working(emulator):
     exchange reads it again, so the connection outlives every OIDC token it used."""
     from databricks_connector.emulator import federation
 
-    emulator.config.oidc_token_lifetime = 1.0
-    emulator.config.federation_token_lifetime = 1.0
+    emulator.config.oidc_token_lifetime = 2.0
+    emulator.config.federation_token_lifetime = 2.0
     conn = emulator.connections()["workload_identity_federation"]
     written = federation.token_file(emulator.state).writes
     connector = Connector()
     for _ in range(3):
         assert connector.run("get_current_user", conn)["userName"] == conn["client_id"]
-        time.sleep(1.1)                                    # both the OIDC and the Databricks token expire
+        time.sleep(2.1)                                    # both the OIDC and the Databricks token expire
     assert federation.token_file(emulator.state).writes - written >= 2
 
 
