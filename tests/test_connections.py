@@ -574,3 +574,28 @@ def test_without_the_mask_requests_oauthlib_would_log_the_client_secret(emulator
 
     basic = base64.b64encode(f"{conn['client_id']}:{conn['client_secret']}".encode()).decode()
     assert basic in raw                                    # the unmasked library shows the client credentials
+
+
+# --------------------------------------------------------------------------- one egress
+
+TOKEN_PATHS = {"service_principal": TOKEN, "oauth_user": TOKEN, "workload_identity_federation": TOKEN,
+               "azure_service_principal": r"/[^/]+/oauth2/token"}
+
+
+@pytest.mark.parametrize("kind", ["service_principal", "oauth_user", "azure_service_principal",
+                                  "workload_identity_federation"])
+def test_token_requests_leave_through_the_shared_session(emulator, kind, capsys):
+    """requests-oauthlib builds the token request; the shared session sends it: its User-Agent, its
+    retries (a 503 from the token endpoint is retried), its redacted debug log."""
+    conn = expired_user(emulator) if kind == "oauth_user" else fresh(emulator, kind)
+    emulator.faults.add(TOKEN_PATHS[kind], "503", times=1, method="POST")
+    since = len(emulator.requests)
+    assert Connector().run("get_current_user", conn, {"debug": True})["active"] is True
+    import re
+
+    sent = [r for r in emulator.requests[since:] if re.fullmatch(TOKEN_PATHS[kind], r["path"])]
+    assert len(sent) == 2                                           # the 503, then the retry
+    assert all(r["headers"]["User-Agent"].startswith("databricks-connector/") for r in sent)
+    err = capsys.readouterr().err
+    assert re.search(r"\[databricks\] POST \S+oauth2/token|\[databricks\] POST \S+/oidc/v1/token", err)
+    assert "-> 503" in err and "retrying" in err
