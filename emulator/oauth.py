@@ -484,6 +484,73 @@ def revoke(state, user_name: str | None = None) -> int:
     return n
 
 
+# --------------------------------------------------------------------------- the Emulator's documents
+
+def seed_sign_ins(emu) -> None:
+    """What every emulator starts with: an Entra ID application, a federated service principal."""
+    from . import entra, federation
+
+    emu.entra = entra.add_service_principal(emu.state)
+    emu.federation_client_id, _ = emu.state.add_service_principal("emulator-federated-principal")
+    federation.add_policy(emu.state, emu.federation_client_id)
+    emu._user_login = None
+
+
+def sign_in_connections(emu) -> dict:
+    """The connection documents of the three sign-in types, for ``Emulator.connections()``."""
+    from . import federation
+
+    state = emu.state
+    with state.lock:
+        login = _current_login(emu)
+        if not login:                            # not signed in yet, or that sign-in was revoked
+            emu._user_login = sign_in(state, "emulator-user@example.com")
+            login = _current_login(emu)
+    return {
+        "oauth_user": {"type": "oauth_user", "host": emu.url, "client_id": CLI_CLIENT,
+                       "scopes": "all-apis offline_access", **login},
+        "azure_service_principal": {"type": "azure_service_principal", "host": emu.url,
+                                    "authority_host": emu.url, **emu.entra},
+        "workload_identity_federation": {"type": "workload_identity_federation", "host": emu.url,
+                                         "client_id": emu.federation_client_id,
+                                         "oidc_token_filepath": federation.token_file(state).path},
+    }
+
+
+def user_login_document(emu, user: str, client_id: str | None, scopes: str) -> dict:
+    import datetime as dt
+
+    token = sign_in(emu.state, user, client_id or CLI_CLIENT, scopes.split())
+    when = dt.datetime.fromtimestamp(int(emu.state.now() + float(token["expires_in"])),
+                                     dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc = {"type": "oauth_user", "host": emu.url, "client_id": client_id or CLI_CLIENT, "scopes": scopes,
+           "access_token": token["access_token"], "expires_at": when}
+    if token.get("refresh_token"):
+        doc["refresh_token"] = token["refresh_token"]
+    if emu.ca_bundle:
+        doc["ca_bundle"] = emu.ca_bundle
+    return doc
+
+
+def _current_login(emu) -> dict:
+    """The default user login's tokens as the emulator knows them now (after any refresh and
+    rotation by a client), so connections() stays usable; {} when there is no live sign-in."""
+    import datetime as dt
+
+    first = emu._user_login or {}
+    oauth = store(emu.state)
+    entry = oauth.refresh.get(first.get("refresh_token", ""))
+    if entry is None:
+        return {}
+    live = [t for t, e in oauth.refresh.items() if e["grant"] == entry["grant"] and e["active"]]
+    if not live:
+        return {}
+    access = oauth.grants[entry["grant"]]["access_tokens"][-1]
+    expires = emu.state.oauth_tokens.get(access, {}).get("expires", emu.state.now())
+    when = dt.datetime.fromtimestamp(int(expires), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"access_token": access, "refresh_token": live[-1], "expires_at": when}
+
+
 # --------------------------------------------------------------------------- discovery
 
 def _discovery(base: str, oidc: str) -> dict:

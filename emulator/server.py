@@ -535,69 +535,22 @@ class Emulator:
     # -- sign-in: user login, Microsoft Entra ID, workload identity federation (oauth.py, entra.py,
     #    federation.py). The connection documents of connections() use these.
     def _seed_sign_ins(self) -> None:
-        from . import entra, federation
-
-        self.entra = entra.add_service_principal(self.state)
-        self.federation_client_id, _ = self.state.add_service_principal("emulator-federated-principal")
-        federation.add_policy(self.state, self.federation_client_id)
-        self._user_login: Optional[dict] = None
-
-    def _sign_in_connections(self) -> Dict[str, dict]:
-        from . import federation, oauth
-
-        with self.state.lock:
-            login = self._current_login()
-            if not login:                        # not signed in yet, or that sign-in was revoked
-                self._user_login = oauth.sign_in(self.state, "emulator-user@example.com")
-                login = self._current_login()
-        return {
-            "oauth_user": {"type": "oauth_user", "host": self.url, "client_id": oauth.CLI_CLIENT,
-                           "scopes": "all-apis offline_access", **login},
-            "azure_service_principal": {"type": "azure_service_principal", "host": self.url,
-                                        "authority_host": self.url, **self.entra},
-            "workload_identity_federation": {"type": "workload_identity_federation", "host": self.url,
-                                             "client_id": self.federation_client_id,
-                                             "oidc_token_filepath": federation.token_file(self.state).path},
-        }
-
-    def _current_login(self) -> dict:
-        """The default user login's tokens as the emulator knows them now (after any refresh and
-        rotation by a client), so connections() stays usable."""
         from . import oauth
 
-        first = self._user_login or {}
-        store = oauth.store(self.state)
-        entry = store.refresh.get(first.get("refresh_token", ""))
-        if entry is None:
-            return {}
-        grant = store.grants[entry["grant"]]
-        live = [t for t, e in store.refresh.items() if e["grant"] == entry["grant"] and e["active"]]
-        if not live:
-            return {}
-        access = grant["access_tokens"][-1]
-        expires = self.state.oauth_tokens.get(access, {}).get("expires", self.state.now())
-        import datetime as _dt
+        oauth.seed_sign_ins(self)
 
-        when = _dt.datetime.fromtimestamp(int(expires), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"access_token": access, "refresh_token": live[-1], "expires_at": when}
+    def _sign_in_connections(self) -> Dict[str, dict]:
+        from . import oauth
+
+        return oauth.sign_in_connections(self)
 
     def user_login(self, user: str = "emulator-user@example.com", client_id: Optional[str] = None,
                    scopes: str = "all-apis offline_access") -> dict:
         """A connection document of a new, independent sign-in of ``user`` (as if they had gone
         through the browser step)."""
         from . import oauth
-        import datetime as _dt
 
-        token = oauth.sign_in(self.state, user, client_id or oauth.CLI_CLIENT, scopes.split())
-        when = _dt.datetime.fromtimestamp(int(self.state.now() + float(token["expires_in"])),
-                                          _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        doc = {"type": "oauth_user", "host": self.url, "client_id": client_id or oauth.CLI_CLIENT, "scopes": scopes,
-               "access_token": token["access_token"], "expires_at": when}
-        if token.get("refresh_token"):
-            doc["refresh_token"] = token["refresh_token"]
-        if self.ca_bundle:
-            doc["ca_bundle"] = self.ca_bundle
-        return doc
+        return oauth.user_login_document(self, user, client_id, scopes)
 
     def add_oauth_app(self, redirect_uris=(), confidential: bool = False, loopback: bool = False):
         """Register an app connection; returns (client_id, client_secret or None)."""
