@@ -132,6 +132,10 @@ def build(fields: dict):
         live = _LIVE.get(key)
     if live is not None:
         return host, live, fields.get("account_id") or None
+    from . import current_connection
+
+    fields = current_connection(fields)     # the newest tokens of this grant seen by the process (a session
+                                            # evicted from the cache after a rotation starts from those)
     client_id = fields.get("client_id") or DEFAULT_CLIENT_ID
     if not isinstance(client_id, str) or not client_id.strip():
         raise ConnectorError("configuration", "Client ID must be text", hint=f"Use your app connection's client ID, or {DEFAULT_CLIENT_ID}.")

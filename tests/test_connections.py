@@ -126,6 +126,24 @@ def test_a_rotated_refresh_token_is_handed_back_and_keeps_the_session(emulator):
     assert [r["path"] for r in emulator.requests[before:]] == [ME]        # no token request
 
 
+def test_a_new_session_of_a_rotated_sign_in_starts_from_the_newest_tokens(emulator):
+    """A session evicted after a rotation (or a second Connector) built from the old document does
+    not try the retired refresh token: the process remembers the grant's newest tokens."""
+    import gc
+
+    conn = expired_user(emulator)
+    Connector(retry_timeout=11).run("get_current_user", conn)        # rotates; that session is then dropped
+    from databricks_connector import runner
+
+    for key in [k for k, v in runner._SESSIONS.items() if v.connection.fingerprint == fingerprint(conn)]:
+        runner._SESSIONS.pop(key).close()
+    gc.collect()
+    before = grants(emulator, "refresh_token")
+    again = Connector(retry_timeout=12)
+    assert again.run("get_current_user", conn)["userName"] == S.PAT_USER  # the old document, the new tokens
+    assert grants(emulator, "refresh_token") == before                    # the rotated access token was still good
+
+
 def test_the_old_refresh_token_no_longer_works_after_rotation(emulator):
     """What the hand-back is for: a process that kept the old document cannot sign in with it."""
     import requests
