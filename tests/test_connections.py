@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import urllib.parse
 
 import pytest
 
@@ -415,7 +416,7 @@ def test_the_oidc_token_is_read_again_at_every_exchange(emulator, tmp_path):
         since = len(emulator.requests)
         connector.run("get_current_user", conn)
         sent = [r for r in emulator.requests[since:] if r["path"] == TOKEN]
-        subjects += [dict(__import__("urllib.parse").parse.parse_qsl(r["raw"].decode()))["subject_token"] for r in sent]
+        subjects += [dict(urllib.parse.parse_qsl(r["raw"].decode()))["subject_token"] for r in sent]
         path.write_text(emulator.mint_oidc_token(lifetime=60))        # the CI system rotates the token
         time.sleep(1.0)
     assert len(subjects) >= 2 and len(set(subjects)) == len(subjects)
