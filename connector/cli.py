@@ -1,4 +1,4 @@
-"""``databricks-connector``: spec, check, run, pick, docs, emulator, serve, demo.
+"""``databricks-connector``: spec, check, run, pick, login, docs, emulator, serve, demo.
 
 stdout carries exactly one JSON document: the action's output, or ``{"error": {...}}`` with a
 non-zero exit code. Logs, debug lines and progress go to stderr.
@@ -33,6 +33,7 @@ def _connection(args):
             raise ConnectorError("configuration", f"The connection file {args.connection} is not valid JSON ({exc})") from None
         except RecursionError:
             raise ConnectorError("configuration", f"The connection file {args.connection} is nested too deeply") from None
+        args.connection_doc = doc
         return doc
     from .connections.environment import from_environment
 
@@ -86,11 +87,14 @@ def cmd_run(args) -> int:
     values = _inputs(args)
     if getattr(args, "output", None):
         values["output_path"] = args.output
-    if args.command == "pick":
-        _print(connector.pick(args.name, _connection(args), values))
-    else:
-        connector.action(args.name)  # unknown action: say so before asking for a connection
-        _print(connector.run(args.name, _connection(args), values, progress=False if args.quiet else None))
+    try:
+        if args.command == "pick":
+            _print(connector.pick(args.name, _connection(args), values))
+        else:
+            connector.action(args.name)  # unknown action: say so before asking for a connection
+            _print(connector.run(args.name, _connection(args), values, progress=False if args.quiet else None))
+    finally:
+        _save_rotated_tokens(args)
     return 0
 
 
@@ -99,7 +103,10 @@ def cmd_check(args) -> int:
 
     connector = default()
     conn = _connection(args)
-    me = connector.run("get_current_user", conn, {"debug": args.debug})
+    try:
+        me = connector.run("get_current_user", conn, {"debug": args.debug})
+    finally:
+        _save_rotated_tokens(args)
     shared = connector.session(conn)
     _print({"ok": True, "host": shared.host, "connection_type": shared.connection.type,
             "user": me.get("userName"), "display_name": me.get("displayName")})
@@ -165,6 +172,72 @@ def cmd_demo(args) -> int:
     return run_demo(fast=args.fast)
 
 
+def _write_json_atomically(path: str, doc: dict) -> None:
+    """Replace ``path`` with ``doc`` in one step (a file beside it, synced, then renamed), readable
+    by the owner only: a crash leaves the old file or the new one, never half of either."""
+    import os
+    import tempfile
+
+    path = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".connection-", suffix=".json", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _save_rotated_tokens(args) -> None:
+    """A user login refreshed during the command (Databricks may rotate its refresh token): write
+    the new tokens back to the connection file, so the next command signs in with them."""
+    doc = getattr(args, "connection_doc", None)
+    if not doc or not getattr(args, "connection", None):
+        return
+    from .connections import current_connection
+
+    latest = current_connection(doc)
+    if latest != doc:
+        try:
+            _write_json_atomically(args.connection, latest)
+            args.connection_doc = latest
+        except OSError as exc:
+            sys.stderr.write(f"[databricks] could not write the refreshed sign-in to {args.connection}: {exc.strerror}\n")
+
+
+def cmd_login(args) -> int:
+    """Sign a person in through their browser (OAuth user login) and write a connection file."""
+    import os
+    import webbrowser
+
+    from .connections.user_oauth import login
+
+    host = args.host or os.environ.get("DATABRICKS_HOST")
+    if not host:
+        raise ConnectorError("invalid_input", "No host: pass --host or set DATABRICKS_HOST",
+                             hint="For example: databricks-connector login --host dbc-1234567890123456.cloud.databricks.com")
+
+    def announce(url):
+        sys.stderr.write(f"Sign in to Databricks in your browser. If it does not open, open this URL:\n{url}\n")
+        sys.stderr.flush()
+
+    doc = login(host, client_id=args.client_id, client_secret=os.environ.get("DATABRICKS_CLIENT_SECRET") or None,
+                scopes=args.scopes, port=args.port, account_id=args.account_id, ca_bundle=args.ca_bundle,
+                open_browser=None if args.no_browser else webbrowser.open, announce=announce, timeout=args.timeout)
+    _write_json_atomically(args.output, doc)
+    _print({"ok": True, "connection_file": args.output, "connection_type": doc["type"], "host": doc["host"],
+            "expires_at": doc.get("expires_at"), "refresh_token": bool(doc.get("refresh_token"))})
+    return 0
+
+
 class _UsageError(Exception):
     pass
 
@@ -201,6 +274,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--connection")
     c.add_argument("--debug", action="store_true", help="log the request (secrets redacted) to stderr")
     c.set_defaults(func=cmd_check)
+
+    lg = sub.add_parser("login", help="sign in to Databricks in a browser (OAuth user login) and write a connection file")
+    lg.add_argument("--host", help="workspace host (default: DATABRICKS_HOST)")
+    lg.add_argument("--output", default="connection.json", help="connection file to write (default: connection.json)")
+    lg.add_argument("--client-id", default="databricks-cli",
+                    help="OAuth app connection's client ID (default: databricks-cli); a secret comes from DATABRICKS_CLIENT_SECRET")
+    lg.add_argument("--scopes", default="all-apis offline_access")
+    lg.add_argument("--account-id", help="for an accounts host")
+    lg.add_argument("--port", type=int, default=8020, help="loopback port of the redirect (default: 8020)")
+    lg.add_argument("--ca-bundle", help="PEM file of certificate authorities to trust (a TLS-inspecting proxy)")
+    lg.add_argument("--no-browser", action="store_true", help="print the sign-in URL instead of opening a browser")
+    lg.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sign-in (default: 300)")
+    lg.set_defaults(func=cmd_login)
 
     d = sub.add_parser("docs", help="generate docs from connector.yaml, or check them")
     d.add_argument("--dir", default="docs")

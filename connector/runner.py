@@ -217,7 +217,9 @@ class Connector:
 
         opts = tuple(sorted({**self.session_options, **options}.items(), key=lambda kv: kv[0]))
         # The connection document itself is the first key, so a warm call does not rebuild and
-        # re-check the connection (host normalisation, auth objects) every time.
+        # re-check the connection (host normalisation, auth objects) every time; the session is the
+        # connection's by its fingerprint, which for a user login stays the same when Databricks
+        # rotates the refresh token (connections/__init__.py).
         if hasattr(connection, "fingerprint"):
             doc_key = None
             conn = connection
@@ -303,6 +305,13 @@ class Connector:
             self.sessions.release(shared)
 
     # -- the spec a platform reads ---------------------------------------------------------
+    def current_connection(self, connection) -> dict:
+        """The connection document with the tokens the connector holds now: after a user login was
+        refreshed (Databricks may rotate its refresh token) store this in place of the old one."""
+        from .connections import current_connection
+
+        return current_connection(connection)
+
     def spec(self) -> dict:
         m = self.manifest
         out = {k: v for k, v in m.items() if k not in ("actions", "pickers", "connections")}

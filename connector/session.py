@@ -197,6 +197,22 @@ def _resource_error(where: str) -> ConnectorError:
                                "descriptors, or lower the number of connections kept open (Connector(max_sessions=...)).")
 
 
+def _certificate_refused(exc: Exception):
+    """The ssl.SSLCertVerificationError behind ``exc`` (the server's certificate was refused), or None."""
+    import ssl
+
+    seen, todo = set(), [exc]
+    while todo:
+        cur = todo.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            return cur
+        todo += [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *getattr(cur, "args", ())]
+    return None
+
+
 def _no_auth(request):
     """Explicitly no credentials: stops requests from filling in ~/.netrc ones."""
     return request
@@ -445,7 +461,7 @@ class SharedSession:
                     response = http.request(method, url, params=params, json=json, data=data, files=files,
                                             headers=headers, timeout=timeout, allow_redirects=allow_redirects,
                                             auth=(self.connection.auth if auth else _no_auth), stream=stream,
-                                            proxies=proxies)
+                                            proxies=proxies, verify=http.verify)   # a CA bundle wins over REQUESTS_CA_BUNDLE
                     answered = True
                 except ConnectorError:
                     raise                                  # e.g. the OAuth token could not be fetched
@@ -475,6 +491,8 @@ class SharedSession:
                     else:
                         error = self._transport_error(failure, method, url, not_sent, safe)
                     self._log(debug, method, url, None, elapsed, error=error.message)
+                    if failure is not None and _certificate_refused(failure) is not None:
+                        raise error from None           # the same certificate will be refused again
                     if not_sent:
                         connect_failures += 1
                         if connect_failures < CONNECT_ATTEMPTS and \
@@ -539,7 +557,9 @@ class SharedSession:
         where = f"{method} {self._short(url)}"
         maybe = None if safe else {"may_have_been_applied": True, "request": where}
         if isinstance(exc, requests.exceptions.SSLError):
-            return ConnectorError("network", f"{where}: TLS verification failed",
+            refused = _certificate_refused(exc)
+            why = f" ({refused.verify_message})" if refused is not None and getattr(refused, "verify_message", None) else ""
+            return ConnectorError("network", f"{where}: TLS verification failed{why}",
                                   hint="Check the host; for a private CA set the connection's CA bundle.")
         if isinstance(exc, requests.exceptions.ConnectTimeout) or (not_sent and isinstance(exc, requests.exceptions.Timeout)):
             return ConnectorError("network", f"{where}: could not connect in time",

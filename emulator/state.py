@@ -27,6 +27,12 @@ def knob(default: Any, doc: str, *, choices: Optional[tuple] = None, minimum: Op
     return field(default=default, metadata=meta)
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    import os
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
 @dataclass
 class Config:
     """Every behaviour knob of the emulator, in one place. The same names are accepted by
@@ -114,6 +120,25 @@ class Config:
     sql_shape_bandwidth_bytes_per_second: float = knob(0.0, "Network shaping of SQL responses: transfer rate "
                                                             "(0 = unlimited).", minimum=0)
     sql_threads: int = knob(2, "DuckDB worker threads of the SQL engine (read when the engine starts).", minimum=1)
+
+
+    # -- TLS and sign-in (emulator/tls.py, oauth.py, entra.py, federation.py)
+    tls: bool = field(default_factory=lambda: _env_flag("DATABRICKS_EMULATOR_TLS", True), metadata={
+        "doc": "Serve HTTPS with the process's own certificate authority (read at start-up); the environment "
+               "variable DATABRICKS_EMULATOR_TLS=0 makes plain http the default of every emulator of a process "
+               "(tests: pytest --emulator-http).", "choices": None, "minimum": None})
+    user_token_lifetime: float = knob(3600, "Lifetime of a user-login (authorization code) access token.", minimum=0)
+    refresh_token_lifetime: float = knob(90 * 86400, "How long a refresh token stays valid.", minimum=0)
+    rotate_refresh_tokens: bool = knob(True, "A refresh answers a new refresh token and retires the old one.")
+    authorization_code_lifetime: float = knob(60, "How long an authorization code can be exchanged.", minimum=0)
+    oauth_auto_consent: bool = knob(False, "Test only: /oidc/v1/authorize consents at once (no consent page).")
+    oauth_consent_user: str = knob("emulator-user@example.com", "Who signs in on the authorize page.")
+    entra_token_lifetime: float = knob(3599, "Lifetime of a Microsoft Entra ID access token.", minimum=0)
+    federation_token_lifetime: float = knob(3600, "Lifetime of a token from a workload identity federation "
+                                                  "exchange.", minimum=0)
+    federation_issuer: str = knob("https://oidc.emulator.test", "The OIDC issuer federation policies trust.")
+    oidc_token_lifetime: float = knob(300, "Lifetime of the OIDC tokens the emulator mints as that issuer (for "
+                                           "tests).", minimum=0)
 
     def update(self, values: Dict[str, Any]) -> None:
         """Apply ``values`` at once, or none of them: every unknown name and bad value is reported

@@ -562,6 +562,9 @@ class _Storage:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        # HTTPS like real cloud storage, with the emulator's certificate authority (emulator/tls.py)
+        from .tls import authority, serve
+        self.scheme = serve(self.server, authority().server_context() if state.config.tls else None)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name=f"emulator-storage-{self.port}", daemon=True)
         self.thread.start()
@@ -581,7 +584,7 @@ class _Storage:
             if c.statement_expire_next_links > 0:
                 c.statement_expire_next_links -= 1
                 expires = int(self.state.now()) - 60
-        return f"http://127.0.0.1:{self.port}{path}?X-Expires={expires}&X-Signature={self._sig(path, expires)}", expires
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}?X-Expires={expires}&X-Signature={self._sig(path, expires)}", expires
 
     @staticmethod
     def _xml(code: str, message: str) -> bytes:

@@ -13,7 +13,8 @@ def test_info_and_connections(emu):
     assert info["client_id"] == emu.client_id and info["token_url"] == emu.token_url
     assert info["config"]["cluster_start_seconds"] == 0.2
     c = emu.connections()
-    assert c["personal_access_token"] == {"type": "personal_access_token", "host": emu.url, "token": emu.pat}
+    tls = {"ca_bundle": emu.ca_bundle} if emu.ca_bundle else {}       # HTTPS: the documents carry the CA
+    assert c["personal_access_token"] == {"type": "personal_access_token", "host": emu.url, "token": emu.pat, **tls}
     assert c["service_principal"]["token_url"] == emu.token_url
     assert c["service_principal"]["scopes"] == "all-apis"
     assert info["connections"] == c
@@ -44,7 +45,8 @@ def test_separate_process():
     try:
         info = json.loads(proc.stdout.readline())
         assert info["config"]["cluster_start_seconds"] == 0.5
-        r = requests.get(info["url"] + ME, headers={"Authorization": "Bearer " + info["pat"]}, timeout=5)
+        r = requests.get(info["url"] + ME, headers={"Authorization": "Bearer " + info["pat"]}, timeout=5,
+                         verify=info["ca_bundle"] or True)          # that process's own certificate authority
         assert r.status_code == 200
     finally:
         proc.terminate()

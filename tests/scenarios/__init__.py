@@ -76,8 +76,10 @@ def manifest_actions(connector) -> list[str]:
 
 
 def user_name(conn: dict) -> str:
-    """The userName the emulator reports for a connection."""
-    return conn["client_id"] if conn["type"] == "service_principal" else PAT_USER
+    """The userName the emulator reports for a connection (a service principal's is its client id)."""
+    if conn["type"] in ("service_principal", "azure_service_principal", "workload_identity_federation"):
+        return conn["client_id"]
+    return PAT_USER
 
 
 def seed_cluster(emulator, state: str = "RUNNING", **fields) -> str:
@@ -140,7 +142,7 @@ def prepared(emulator, connector, conn, key: str) -> dict:
     sc = SCENARIOS[key]
     if sc.changes_state:
         return sc.prepare(emulator, connector, conn)
-    ident = (key, conn["type"], conn.get("client_id") or conn.get("token"))
+    ident = (key, conn["type"], conn.get("client_id") or conn.get("token"), conn.get("refresh_token"))
     with _MAIN_LOCK:
         if ident not in _PREPARED:
             _PREPARED[ident] = sc.prepare(emulator, connector, conn)
