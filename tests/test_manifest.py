@@ -11,7 +11,10 @@ from databricks_connector.inputs import compile_schema
 from databricks_connector.runner import Connector
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt"
+# The reference documentation sits beside the checkout (../shared), or two levels up from a worktree.
+REFERENCE = next((p for p in (ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt",
+                              ROOT.parent.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt") if p.is_file()),
+                 ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt")
 
 
 MANIFEST_FILES = [ROOT / "connector.yaml", *sorted((ROOT / "actions").glob("*.yaml"))]
