@@ -259,3 +259,89 @@ def _failed(cluster: dict, target: str) -> ConnectorError:
                           hint="Read the termination reason, fix its cause (configuration, quota, cloud) and start the cluster again.",
                           details={"cluster_id": cluster.get("cluster_id"), "state": state,
                                    "state_message": cluster.get("state_message"), "termination_reason": reason})
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+# event type -> the state it moves the cluster to (the event log has no TERMINATED event)
+STATE_OF_EVENT = {"CREATING": "PENDING", "STARTING": "PENDING", "RESTARTING": "RESTARTING", "RUNNING": "RUNNING",
+                  "RESIZING": "RESIZING", "UPSIZE_COMPLETED": "RUNNING", "TERMINATING": "TERMINATING"}
+
+
+def _state_event(e, name):
+    return {"event_id": f"{e['cluster_id']}/{e['timestamp']}/{e['type']}", "cluster_id": e["cluster_id"],
+            "cluster_name": name, "state": STATE_OF_EVENT[e["type"]], "event_type": e["type"],
+            "timestamp": e["timestamp"], "details": e.get("details") or {}, "event": e}
+
+
+def _events_page(session, cluster_id, types, *, start=None, order="ASC", token=None):
+    body = token or {"cluster_id": cluster_id, "order": order, "event_types": types, "limit": 100}
+    if start is not None and not token:
+        body["start_time"] = max(0, int(start))
+    page = session.post(f"{API}/events", body, idempotent=True)      # a read: safe to re-send
+    return page.get("events") or [], page.get("next_page")
+
+
+def cluster_state_changed(session, inputs, poll):
+    """Each state change in a cluster's event log fires once. Per cluster, the cursor is the time of
+    the newest event read; events are read oldest first from a window behind it, so a poll cut by
+    the page cap resumes where it stopped, and clusters are visited in turn across polls."""
+    states = set(inputs.get("states") or STATE_OF_EVENT.values())
+    types = sorted(t for t, s in STATE_OF_EVENT.items() if s in states)
+    cursors = poll.data.setdefault("clusters", {})
+    listed = False                                  # the whole cluster list was read
+    if inputs.get("cluster_id"):
+        clusters = [{"cluster_id": inputs["cluster_id"]}]
+    else:
+        clusters, token = [], None
+        while poll.page():
+            page = session.get(f"{API}/list", {"page_size": 100, **({"page_token": token} if token else {})})
+            clusters.extend(page.get("clusters") or [])
+            token = page.get("next_page_token")
+            if not token:
+                listed = True
+                break
+    names = {c["cluster_id"]: c.get("cluster_name") for c in clusters}
+    order = sorted(names)
+    resume = poll.data.pop("resume_at", None)
+    if resume in names:                             # start where the last poll was cut off
+        i = order.index(resume)
+        order = order[i:] + order[:i]
+    for cid in order:
+        if cid not in cursors:
+            if poll.baselining:
+                # Activation: the newest events are history; the cursor starts at the newest.
+                if not poll.page():
+                    poll.data["resume_at"] = cid
+                    break
+                newest, _ = _events_page(session, cid, types, order="DESC")
+                top = max((e["timestamp"] for e in newest), default=0)
+                for e in newest:
+                    if e["timestamp"] >= top - poll.overlap_ms:
+                        poll.remember(_state_event(e, None)["event_id"], e["timestamp"])
+                cursors[cid] = top
+                continue
+            # history from `since`, or a cluster first seen after activation: its events since then are new
+            cursors[cid] = poll.since if poll.since is not None else poll.activated_at
+        token, last = None, cursors[cid]
+        while True:
+            if not poll.page():
+                poll.data["resume_at"] = cid
+                break
+            events, token = _events_page(session, cid, types, start=cursors[cid] - poll.overlap_ms, token=token)
+            for e in events:
+                if e.get("type") not in STATE_OF_EVENT or (poll.since is not None and e["timestamp"] < poll.since):
+                    continue
+                event = _state_event(e, names.get(cid))
+                poll.emit(event["event_id"], event, e["timestamp"])
+                last = max(last, e["timestamp"])
+            if not token:
+                break
+        cursors[cid] = last
+        if "resume_at" in poll.data:
+            break
+    if listed:                                      # forget clusters that are gone
+        for cid in set(cursors) - set(names):
+            cursors.pop(cid)
+    floor = min(cursors.values(), default=0) - poll.overlap_ms
+    return poll.result(floor=floor, baselined="resume_at" not in poll.data and (listed or bool(inputs.get("cluster_id"))))

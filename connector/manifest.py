@@ -127,9 +127,15 @@ def check(doc, origins: dict | None = None) -> list[str]:
 
 
 def _where(path: list, origins: dict | None) -> str:
+    """A problem's place: the file it is in and its path there (an item's index within its area file)."""
     text = "/".join(str(p) for p in path) or "(root)"
     if origins and len(path) >= 2 and (path[0], path[1]) in origins:
-        return f"actions/{origins[(path[0], path[1])]}.yaml: {text}"
+        area = origins[(path[0], path[1])]
+        if isinstance(path[1], int):
+            local = sum(1 for (sec, j), a in origins.items()
+                        if sec == path[0] and isinstance(j, int) and j < path[1] and a == area)
+            text = "/".join([str(path[0]), str(local), *map(str, path[2:])])
+        return f"actions/{area}.yaml: {text}"
     return text
 
 
