@@ -245,7 +245,20 @@ REF_PREFIX = "#/$defs/"
 
 
 def self_contained(schema: dict, definitions: dict) -> dict:
-    """A schema with every shared definition it uses (transitively) inlined under ``$defs``."""
+    """A schema with every shared definition it uses (transitively) inlined under ``$defs``.
+
+    A root that is only a reference is replaced by the definition itself, and a root made of
+    alternatives that are all objects says ``type: object``: consumers that need a concrete root
+    (MCP output schemas, OpenAPI 2.0) find one."""
+    schema = dict(schema)
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith(REF_PREFIX) and ref[len(REF_PREFIX):] in definitions \
+            and set(schema) <= {"$ref", "title", "description"}:
+        schema.pop("$ref")
+        schema = {**definitions[ref[len(REF_PREFIX):]], **schema}
+    variants = schema.get("anyOf") or schema.get("oneOf")
+    if "type" not in schema and variants and all(_object_type(v, definitions) for v in variants):
+        schema["type"] = "object"
     needed, todo = {}, [schema]
     while todo:
         for ref in refs(todo.pop()):
@@ -257,6 +270,13 @@ def self_contained(schema: dict, definitions: dict) -> dict:
     if needed:
         out["$defs"] = {k: needed[k] for k in sorted(needed)}
     return out
+
+
+def _object_type(schema, definitions, depth=0) -> bool:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith(REF_PREFIX) and depth < 10:
+        return _object_type(definitions.get(ref[len(REF_PREFIX):], {}), definitions, depth + 1)
+    return isinstance(schema, dict) and schema.get("type") == "object"
 
 
 def _check_schema(schema, definitions, where) -> list[str]:
