@@ -344,4 +344,6 @@ def cluster_state_changed(session, inputs, poll):
         for cid in set(cursors) - set(names):
             cursors.pop(cid)
     floor = min(cursors.values(), default=0) - poll.overlap_ms
-    return poll.result(floor=floor, baselined="resume_at" not in poll.data and (listed or bool(inputs.get("cluster_id"))))
+    # Activation ends once every cluster has a cursor (clusters first seen later are new, not history).
+    complete = (listed or bool(inputs.get("cluster_id"))) and all(cid in cursors for cid in names)
+    return poll.result(floor=floor, baselined=complete)

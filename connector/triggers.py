@@ -57,6 +57,8 @@ class Poll:
         self.overlap_ms = int(float(inputs.get("overlap_seconds", 120)) * 1000)
         self.max_pages = int(inputs.get("max_pages", 10))
         self.deadline = deadline
+        # no page is started this close to the deadline: a tenth of the poll's time, at most a second
+        self._margin = min(1.0, 0.1 * max(0.0, deadline - time.monotonic())) if deadline is not None else 0.0
         self.pages_read = 0
         self.more = False
         self.events: list = []
@@ -127,7 +129,7 @@ class Poll:
         if self.pages_read >= self.max_pages:
             self.more = True
             return False
-        if self.deadline is not None and time.monotonic() > self.deadline - 1.0:
+        if self.deadline is not None and time.monotonic() > self.deadline - self._margin:
             self.more = True
             return False
         self.pages_read += 1
