@@ -118,12 +118,18 @@ def check(doc, origins: dict | None = None) -> list[str]:
     from jsonschema import Draft202012Validator
 
     schema = json.loads(META_SCHEMA_PATH.read_text())
-    problems = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        problems.append(_where(list(err.absolute_path), origins) + f": {err.message}")
+    problems = [_where(list(err.absolute_path), origins) + f": {err.message}"
+                for err in Draft202012Validator(schema).iter_errors(doc)]
     if problems:
-        return problems
+        return sorted(problems, key=_natural)
     return _check_references(doc, origins)
+
+
+def _natural(text: str):
+    """Sort key: file, then path with numbers in numeric order (actions/2 before actions/10)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
 def _where(path: list, origins: dict | None) -> str:
@@ -342,7 +348,8 @@ def _files(path: Path) -> list[Path]:
         areas = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".yaml"))
     except OSError:
         areas = []
-    return [path, *map(Path, areas)]
+    # the code that resolves the manifest and its meta-schema are part of what the cache holds
+    return [path, *map(Path, areas), Path(__file__), META_SCHEMA_PATH]
 
 
 def _cache_files(path: Path) -> list[Path]:
