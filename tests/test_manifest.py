@@ -202,16 +202,37 @@ def test_docs_match_the_manifest():
     assert check_docs(str(ROOT / "docs")) == [], "run `databricks-connector docs` and commit docs/"
 
 
+def _header(section: str) -> list[str]:
+    line = next(l for l in section.splitlines() if l.startswith("| Input"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_docs_have_the_reference_shape(resolved):
+    """The reference's columns (Input | Comments | Default), then Key and Required; output fields;
+    the triggers with their events."""
     text = (ROOT / "docs" / "connector.md").read_text()
     for conn in resolved["connections"]:
-        assert f"### {conn['label']}" in text
+        section = text.split(f"### {conn['label']}\n", 1)[1].split("\n### ", 1)[0]
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"]
+        for f in conn["fields"]:
+            assert re.search(rf"^\| {re.escape(f['label'])} +\|.*\| `{f['key']}` +\|", section, re.M), f["key"]
     for action in resolved["actions"]:
         section = text.split(f"### {action['label']}\n", 1)[1].split("\n### ", 1)[0]
-        assert "| Input" in section and "| Comments" in section and "| Default" in section
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"], action["key"]
         for inp in action["inputs"]:
-            assert f"| {inp['label']}" in section
-        assert "Example output:" in section
+            row = next(l for l in section.splitlines() if l.startswith(f"| {inp['label']} "))
+            cells = [c.strip() for c in row.strip().strip("|").split("|")]
+            assert cells[3] == f"`{inp['key']}`", (action["key"], inp["key"])
+            required = inp.get("type") == "connection" or (inp.get("required") and "default" not in inp)
+            assert cells[4] == ("yes" if required else ""), (action["key"], inp["key"])
+        assert "Output:" in section and "Example output:" in section
+        assert "| Field" in section or "](#def-" in section or "**" in section, action["key"]
+    triggers = text.split("\n## Triggers\n", 1)[1]
+    for trig in resolved["triggers"]:
+        section = triggers.split(f"### {trig['label']}\n", 1)[1].split("\n### ", 1)[0]
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"]
+        assert f"identified by `{trig['dedupe_key']}`" in section and "Example event:" in section
+    assert '<a id="def-cluster"></a>' in text and "| `cluster_id`" in text
 
 
 def test_manifest_cache_is_used_and_invalidated(tmp_path, monkeypatch):
