@@ -91,10 +91,8 @@ def test_raw_request_binary_output(emulator, connector, pat):
 def test_picker_output_matches_its_schema(emulator, connector, conn, key):
     S.seed_cluster(emulator, "RUNNING")
     S.seed_warehouse(emulator, "RUNNING")
-    run_id = S.SCENARIOS["get_run_output"].prepare(emulator, connector, conn)["run_id"]   # a job with a run
-    job_id = connector.run("get_run", conn, {"run_id": run_id})["job_id"]
-    inputs = {"select_job_task": {"job_id": job_id}, "select_run_task": {"run_id": run_id}}.get(key, {})
-    out = connector.pick(key, conn, inputs)
+    S.SCENARIOS["get_run"].prepare(emulator, connector, conn)           # a job with a run
+    out = connector.pick(key, conn, S.picker_inputs(emulator, connector, conn, key))
     assert out, f"{key}: no options to check"
     assert _errors(PICKERS[key]["output_schema"], out) == []
 
