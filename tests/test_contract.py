@@ -248,3 +248,31 @@ def test_cross_field_rules_are_in_the_input_schemas():
     assert execute.is_valid({**base, "format": "CSV"})
     assert not execute.is_valid({**base, "output_path": "/tmp/x", "wait_for_result": False})
     assert ACTIONS["execute_sql_statement"]["input_schema"]["x-runtime-checks"]
+
+
+def test_validate_resolves_form_strings_to_what_the_input_schema_describes():
+    import databricks_connector as dc
+
+    form = {"spark_version": "13.3.x-scala2.12", "num_workers": "2", "wait_for_state": "true",
+            "spark_conf": "spark.speculation=true\nspark.ui.enabled=false", "autotermination_minutes": "30"}
+    resolved = dc.validate("create_cluster", form)
+    assert resolved["num_workers"] == 2 and resolved["wait_for_state"] is True and resolved["timeout_seconds"] == 1200
+    assert resolved["spark_conf"] == {"spark.speculation": "true", "spark.ui.enabled": "false"}
+    assert _errors(ACTIONS["create_cluster"]["input_schema"], resolved) == []
+    assert _errors(ACTIONS["create_cluster"]["input_schema"], form)           # the form strings themselves are not
+    trig = dc.validate("job_run_finished", {"job_id": "42", "result_states": '["FAILED"]', "max_pages": "3"})
+    assert trig["job_id"] == 42 and trig["result_states"] == ["FAILED"] and trig["overlap_seconds"] == 120
+    assert _errors(TRIGGERS["job_run_finished"]["input_schema"], trig) == []
+    with pytest.raises(Exception) as err:
+        dc.validate("create_cluster", {"num_workers": "2", "autoscale_min_workers": "1"})
+    keys = {p["key"] for p in err.value.problems}
+    assert {"num_workers", "autoscale_max_workers", "spark_version"} <= keys
+
+
+def test_cli_spec_is_the_same_document():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "databricks_connector", "spec"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == json.loads(json.dumps(SPEC))
