@@ -283,67 +283,67 @@ def _events_page(session, cluster_id, types, *, start=None, order="ASC", token=N
 
 
 def cluster_state_changed(session, inputs, poll):
-    """Each state change in a cluster's event log fires once. Per cluster, the cursor is the time of
-    the newest event read; events are read oldest first from a window behind it, so a poll cut by
-    the page cap resumes where it stopped, and clusters are visited in turn across polls."""
+    """Each state change in a cluster's event log after activation fires once. Per cluster, the
+    cursor is the time of the newest event read; events are read oldest first from a window behind
+    it. Watching every cluster, the cluster list is read a few pages a poll (continued by the next)
+    and the clusters are visited in turn, each poll starting where the last one was cut off."""
     states = set(inputs.get("states") or STATE_OF_EVENT.values())
     types = sorted(t for t, s in STATE_OF_EVENT.items() if s in states)
-    cursors = poll.data.setdefault("clusters", {})
-    listed = False                                  # the whole cluster list was read
-    if inputs.get("cluster_id"):
-        clusters = [{"cluster_id": inputs["cluster_id"]}]
+    data = poll.data
+    cursors = data.setdefault("clusters", {})       # cluster id -> time of the newest event read
+    names = data.setdefault("names", {})            # cluster id -> name, for every cluster known
+    single = inputs.get("cluster_id")
+    if single:
+        names.setdefault(single, None)
     else:
-        clusters, token = [], None
-        while poll.page():
-            page = session.get(f"{API}/list", {"page_size": 100, **({"page_token": token} if token else {})})
-            clusters.extend(page.get("clusters") or [])
+        token = data.get("list_token")
+        for _ in range(max(1, poll.max_pages // 3)):  # at most a third of the pages go to the list
+            if not poll.page():
+                break
+            try:
+                page = session.get(f"{API}/list", {"page_size": 100, **({"page_token": token} if token else {})})
+            except ConnectorError as exc:
+                if not token or exc.type not in ("bad_request", "invalid_input"):
+                    raise
+                token = None                          # a page token from an old poll: list again
+                continue
+            for c in page.get("clusters") or []:
+                names[c["cluster_id"]] = c.get("cluster_name")
             token = page.get("next_page_token")
             if not token:
-                listed = True
                 break
-    names = {c["cluster_id"]: c.get("cluster_name") for c in clusters}
+        data["list_token"] = token
     order = sorted(names)
-    resume = poll.data.pop("resume_at", None)
+    resume = data.pop("resume_at", None)
     if resume in names:                             # start where the last poll was cut off
         i = order.index(resume)
         order = order[i:] + order[:i]
     for cid in order:
-        if cid not in cursors:
-            if poll.baselining:
-                # Activation: the newest events are history; the cursor starts at the newest.
-                if not poll.page():
-                    poll.data["resume_at"] = cid
-                    break
-                newest, _ = _events_page(session, cid, types, order="DESC")
-                top = max((e["timestamp"] for e in newest), default=0)
-                for e in newest:
-                    if e["timestamp"] >= top - poll.overlap_ms:
-                        poll.remember(_state_event(e, None)["event_id"], e["timestamp"])
-                cursors[cid] = top
-                continue
-            # history from `since`, or a cluster first seen after activation: its events since then are new
-            cursors[cid] = poll.since if poll.since is not None else poll.activated_at
+        cursors.setdefault(cid, poll.since if poll.since is not None else poll.activated_at)
         token, last = None, cursors[cid]
-        while True:
-            if not poll.page():
-                poll.data["resume_at"] = cid
-                break
-            events, token = _events_page(session, cid, types, start=cursors[cid] - poll.overlap_ms, token=token)
-            for e in events:
-                if e.get("type") not in STATE_OF_EVENT or (poll.since is not None and e["timestamp"] < poll.since):
-                    continue
-                event = _state_event(e, names.get(cid))
-                poll.emit(event["event_id"], event, e["timestamp"])
-                last = max(last, e["timestamp"])
-            if not token:
-                break
+        try:
+            while True:
+                if not poll.page():
+                    data["resume_at"] = cid
+                    break
+                events, token = _events_page(session, cid, types, start=cursors[cid] - poll.overlap_ms, token=token)
+                for e in events:
+                    if e.get("type") not in STATE_OF_EVENT:
+                        continue
+                    last = max(last, e["timestamp"])
+                    if poll.is_new(e["timestamp"]):
+                        event = _state_event(e, names.get(cid))
+                        poll.emit(event["event_id"], event, e["timestamp"])
+                if not token:
+                    break
+        except ConnectorError as exc:
+            if single or exc.type != "not_found":
+                raise
+            cursors.pop(cid, None)                  # the cluster is gone (permanently deleted)
+            names.pop(cid, None)
+            continue
         cursors[cid] = last
-        if "resume_at" in poll.data:
+        if "resume_at" in data:
             break
-    if listed:                                      # forget clusters that are gone
-        for cid in set(cursors) - set(names):
-            cursors.pop(cid)
     floor = min(cursors.values(), default=0) - poll.overlap_ms
-    # Activation ends once every cluster has a cursor (clusters first seen later are new, not history).
-    complete = (listed or bool(inputs.get("cluster_id"))) and all(cid in cursors for cid in names)
-    return poll.result(floor=floor, baselined=complete)
+    return poll.result(floor=floor)

@@ -506,16 +506,19 @@ def _start(run):
     return run.get("start_time") or 0
 
 
+def _end(run):
+    return run.get("end_time") or _start(run)
+
+
 def job_run_finished(session, inputs, poll):
-    """Each run that ends fires once. The cursor is the start time of the oldest run still in
-    flight (a long run holds it), else of the newest run seen; runs started in the window behind it
-    are listed each poll and the ended ones not yet emitted fire, oldest first."""
-    history = poll.baselining
+    """Each run that ends after activation fires once. The cursor is the start time of the oldest
+    run still in flight (a long run holds it), else of the newest run seen; runs started in the
+    window behind it are listed each poll and the ended ones not yet emitted fire, oldest first."""
     if poll.first:
         if poll.since is not None:
             poll.cursor = poll.since
         else:
-            # Activation: what has already ended is history; what runs now will fire when it ends.
+            # Activation: the runs going now will fire when they end; the cursor holds at the oldest.
             active, token = [], None
             fetch = _runs_between(session, inputs, active_only=True)
             for _ in range(40):
@@ -530,31 +533,26 @@ def job_run_finished(session, inputs, poll):
     runs, complete = poll.scan_newest_first(_runs_between(session, inputs), time_of=_start,
                                             floor=poll.cursor - poll.overlap_ms)
     in_flight = []
-    for run in sorted(runs, key=lambda r: (_start(r), r["run_id"])):
+    for run in sorted(runs, key=lambda r: (_end(r), r["run_id"])):
         if not _terminal(run):
             in_flight.append(_start(run))
-        elif history or (wanted and _outcome(run) not in wanted):
-            poll.remember(run["run_id"], _start(run))
-        else:
+        elif poll.is_new(_end(run)) and (not wanted or _outcome(run) in wanted):
             poll.emit(run["run_id"], _run_event(run), _start(run))
     if complete:
         poll.cursor = min(in_flight) if in_flight else max([poll.cursor, *map(_start, runs)])
-    return poll.result(floor=poll.cursor - poll.overlap_ms, baselined=complete)
+    return poll.result(floor=poll.cursor - poll.overlap_ms)
 
 
 def job_run_started(session, inputs, poll):
-    """Each new run fires once (queued or started). The cursor is the start time of the newest run
-    seen; the window behind it is read again each poll for runs listed late."""
-    history = poll.baselining
+    """Each run started after activation fires once (queued or started). The cursor is the start
+    time of the newest run seen; the window behind it is read again each poll for runs listed late."""
     if poll.first:
         poll.cursor = poll.since if poll.since is not None else _newest_start(session, inputs)
     runs, complete = poll.scan_newest_first(_runs_between(session, inputs), time_of=_start,
                                             floor=poll.cursor - poll.overlap_ms)
     for run in sorted(runs, key=lambda r: (_start(r), r["run_id"])):
-        if history:
-            poll.remember(run["run_id"], _start(run))
-        else:
+        if poll.is_new(_start(run)):
             poll.emit(run["run_id"], _run_event(run), _start(run))
     if complete:
         poll.cursor = max([poll.cursor, *map(_start, runs)])
-    return poll.result(floor=poll.cursor - poll.overlap_ms, baselined=complete)
+    return poll.result(floor=poll.cursor - poll.overlap_ms)

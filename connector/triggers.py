@@ -5,8 +5,10 @@
 next poll; it is never kept here. The semantics, the same for every trigger:
 
 * **Activation starts from now.** The first poll (no state, or a state made for other filters)
-  records where the stream stands and returns no events, unless the trigger's ``since`` input asks
-  for history from that time.
+  records the activation time and where the stream stands; an event that happened before it is
+  history and never fires, however late it is read (unless the trigger's ``since`` input asks for
+  the events from that time). The activation time is the caller's clock; the overlap window covers
+  a small skew from the workspace's.
 * **Exactly once.** Every poll re-reads an overlap window behind its cursor (late or out-of-order
   arrivals are found) and drops events whose dedupe key it has already emitted. The keys are kept
   in the state only while they can still be read again (inside the overlap window), and at most
@@ -46,8 +48,8 @@ def fingerprint(trigger: str, inputs: dict) -> str:
 class Poll:
     """One poll of one trigger: the caller's state in, events and the new state out.
 
-    A handler uses ``first`` (the activation poll), ``cursor`` / ``data`` (its own JSON state),
-    ``emit`` / ``remember`` (exactly-once bookkeeping), ``page()`` (page caps and the deadline),
+    A handler uses ``first`` (the activation poll), ``is_new`` (after activation or ``since``),
+    ``cursor`` / ``data`` (its own JSON state), ``emit`` / ``remember`` (exactly-once bookkeeping), ``page()`` (page caps and the deadline),
     ``scan_newest_first`` (a time-windowed newest-first listing) and ``hold`` / ``advance``."""
 
     def __init__(self, trigger: str, inputs: dict, state, *, deadline: float | None = None):
@@ -67,8 +69,7 @@ class Poll:
         if state is None or state.get("fingerprint") != self.fingerprint:
             self.activated = True
             state = {"v": STATE_VERSION, "trigger": trigger, "fingerprint": self.fingerprint,
-                     "activated_at": int(time.time() * 1000), "cursor": None, "seen": {}, "data": {},
-                     "baselining": inputs.get("since") is None}
+                     "activated_at": int(time.time() * 1000), "cursor": None, "seen": {}, "data": {}}
         self.state = state
         self.seen: dict = dict(state.get("seen") or {})
 
@@ -82,11 +83,14 @@ class Poll:
     def since(self):
         return self.inputs.get("since")
 
-    @property
-    def baselining(self) -> bool:
-        """What is read now is history (recorded, not emitted): from activation without ``since``
-        until a poll has read the whole window once (``result(baselined=True)``)."""
-        return bool(self.state.get("baselining"))
+    def is_new(self, at) -> bool:
+        """Did an event at ``at`` (epoch ms) happen after the trigger was activated (or at or
+        after ``since``)? What is older is history and never fires, however late it is read."""
+        if at is None:
+            return True
+        if self.since is not None:
+            return at >= self.since
+        return at > self.activated_at
 
     @property
     def cursor(self):
@@ -166,12 +170,9 @@ class Poll:
         if to is not None and (self.cursor is None or to > self.cursor):
             self.cursor = to
 
-    def result(self, *, floor=None, baselined: bool = True) -> dict:
+    def result(self, *, floor=None) -> dict:
         """The poll's answer. Keys whose position is below ``floor`` (they can no longer be read
-        again) are forgotten, and at most ``MEMORY`` keys are kept, the newest. ``baselined``: the
-        activation's history has been read whole (until then, what is read is not emitted)."""
-        if baselined:
-            self.state["baselining"] = False
+        again) are forgotten, and at most ``MEMORY`` keys are kept, the newest."""
         seen = self.seen
         if floor is not None:
             seen = {k: at for k, at in seen.items() if at is None or _ge(at, floor)}

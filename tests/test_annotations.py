@@ -39,8 +39,8 @@ def _restore_settings(emulator):
 
 def _raw_create(emulator, connector, conn):
     """Raw Request at its worst: a POST that creates something, at a path given as an input."""
-    body = '{"cluster_name": "raw", "spark_version": "%s", "node_type_id": "%s", "num_workers": 0}' % (S.SPARK, S.NODE)
-    return {"url": "/2.1/clusters/create", "method": "POST", "data": body}
+    body = '{"name": "raw-request", "tasks": [{"task_key": "main", "notebook_task": {"notebook_path": "/Shared/raw"}}]}'
+    return {"url": "/2.2/jobs/create", "method": "POST", "data": body}
 
 
 EVIDENCE = {"raw_request": _raw_create}        # inputs for actions whose annotations hold for their worst case

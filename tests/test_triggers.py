@@ -382,3 +382,27 @@ def test_the_deadline_bounds_a_poll_and_a_failed_poll_loses_nothing(emulator, co
     assert sorted(stream.keys("run_id")) == sorted(runs)
     past = Poll("job_run_finished", {}, None, deadline=time.monotonic() - 0.01)
     assert past.page() is False and past.more is True   # no page is started past the deadline
+
+
+def test_a_workspace_with_more_clusters_than_a_list_page(emulator, connector, pat):
+    """The cluster list is read a page a poll and continued by the next; a cluster on a later page
+    is watched too, and a permanently deleted one is forgotten."""
+    count = connector.run("list_clusters", pat, {})["count"]
+    for _ in range(max(0, 101 - count)):
+        S.seed_cluster(emulator, "RUNNING")
+    stream = Stream(connector, pat, "cluster_state_changed", {"max_pages": 3})
+    total = connector.run("list_clusters", pat, {})["count"]
+    assert total > 100
+    for _ in range(total // 2 + 5):                 # a list page and two clusters a poll: one round
+        stream.poll()
+    known = json.loads(stream.state)["data"]["names"]
+    assert len(known) >= total
+    last = sorted(known)[-1]                        # visited last in a round
+    gone = sorted(known)[0]
+    connector.run("terminate_cluster", pat, {"cluster_id": last})
+    connector.run("permanently_delete_cluster", pat, {"cluster_id": gone})
+    _wait_state(connector, pat, last, "TERMINATED")
+    for _ in range(total // 2 + 5):
+        stream.poll()
+    assert [(e["cluster_id"], e["state"]) for e in stream.events if e["cluster_id"] == last] == [(last, "TERMINATING")]
+    assert gone not in json.loads(stream.state)["data"]["names"]
