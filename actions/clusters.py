@@ -265,3 +265,91 @@ def _failed(cluster: dict, target: str) -> ConnectorError:
                           hint="Read the termination reason, fix its cause (configuration, quota, cloud) and start the cluster again.",
                           details={"cluster_id": cluster.get("cluster_id"), "state": state,
                                    "state_message": cluster.get("state_message"), "termination_reason": reason})
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+# event type -> the state it moves the cluster to (the event log has no TERMINATED event)
+STATE_OF_EVENT = {"CREATING": "PENDING", "STARTING": "PENDING", "RESTARTING": "RESTARTING", "RUNNING": "RUNNING",
+                  "RESIZING": "RESIZING", "UPSIZE_COMPLETED": "RUNNING", "TERMINATING": "TERMINATING"}
+
+
+def _state_event(e, name):
+    return {"event_id": f"{e['cluster_id']}/{e['timestamp']}/{e['type']}", "cluster_id": e["cluster_id"],
+            "cluster_name": name, "state": STATE_OF_EVENT[e["type"]], "event_type": e["type"],
+            "timestamp": e["timestamp"], "details": e.get("details") or {}, "event": e}
+
+
+def _events_page(session, cluster_id, types, *, start=None, order="ASC", token=None):
+    body = token or {"cluster_id": cluster_id, "order": order, "event_types": types, "limit": 100}
+    if start is not None and not token:
+        body["start_time"] = max(0, int(start))
+    page = session.post(f"{API}/events", body, idempotent=True)      # a read: safe to re-send
+    return page.get("events") or [], page.get("next_page")
+
+
+def cluster_state_changed(session, inputs, poll):
+    """Each state change in a cluster's event log after activation fires once. Per cluster, the
+    cursor is the time of the newest event read; events are read oldest first from a window behind
+    it. Watching every cluster, the cluster list is read a few pages a poll (continued by the next)
+    and the clusters are visited in turn, each poll starting where the last one was cut off."""
+    states = set(inputs.get("states") or STATE_OF_EVENT.values())
+    types = sorted(t for t, s in STATE_OF_EVENT.items() if s in states)
+    data = poll.data
+    cursors = data.setdefault("clusters", {})       # cluster id -> time of the newest event read
+    names = data.setdefault("names", {})            # cluster id -> name, for every cluster known
+    single = inputs.get("cluster_id")
+    if single:
+        names.setdefault(single, None)
+    else:
+        token = data.get("list_token")
+        for _ in range(max(1, poll.max_pages // 3)):  # at most a third of the pages go to the list
+            if not poll.page():
+                break
+            try:
+                page = session.get(f"{API}/list", {"page_size": 100, **({"page_token": token} if token else {})})
+            except ConnectorError as exc:
+                if not token or exc.type not in ("bad_request", "invalid_input"):
+                    raise
+                token = None                          # a page token from an old poll: list again
+                continue
+            for c in page.get("clusters") or []:
+                names[c["cluster_id"]] = c.get("cluster_name")
+            token = page.get("next_page_token")
+            if not token:
+                break
+        data["list_token"] = token
+    order = sorted(names)
+    resume = data.pop("resume_at", None)
+    if resume in names:                             # start where the last poll was cut off
+        i = order.index(resume)
+        order = order[i:] + order[:i]
+    for cid in order:
+        cursors.setdefault(cid, poll.since if poll.since is not None else poll.activated_at)
+        token, last = None, cursors[cid]
+        try:
+            while True:
+                if not poll.page():
+                    data["resume_at"] = cid
+                    break
+                events, token = _events_page(session, cid, types, start=cursors[cid] - poll.overlap_ms, token=token)
+                for e in events:
+                    if e.get("type") not in STATE_OF_EVENT:
+                        continue
+                    last = max(last, e["timestamp"])
+                    if poll.is_new(e["timestamp"]):
+                        event = _state_event(e, names.get(cid))
+                        poll.emit(event["event_id"], event, e["timestamp"])
+                if not token:
+                    break
+        except ConnectorError as exc:
+            if single or exc.type != "not_found":
+                raise
+            cursors.pop(cid, None)                  # the cluster is gone (permanently deleted)
+            names.pop(cid, None)
+            continue
+        cursors[cid] = last
+        if "resume_at" in data:
+            break
+    floor = min(cursors.values(), default=0) - poll.overlap_ms
+    return poll.result(floor=floor)

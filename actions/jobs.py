@@ -467,3 +467,128 @@ def _export_each_task(session, run_id, exc: ConnectorError) -> ConnectorError:
             + (f": {listed}." if tasks else " (Get Run lists them under tasks[].run_id)."))
     return ConnectorError(exc.type, exc.message, hint=hint, status=exc.status, error_code=exc.error_code,
                           details={**(exc.details or {}), "run_id": run_id, "task_runs": tasks})
+
+
+# --------------------------------------------------------------------------- pickers: runs and tasks
+
+def _outcome(run):
+    """How a run ended: its result state, or its terminal life-cycle state; None while it runs."""
+    s = run.get("state") or {}
+    if not _terminal(run):
+        return None
+    return s.get("result_state") or s.get("life_cycle_state")
+
+
+def select_run(session, inputs):
+    params = {"limit": 25}
+    if inputs.get("job_id") is not None:
+        params["job_id"] = inputs["job_id"]
+    runs, _ = session.paginate(f"{API}/runs/list", items="runs", params=params, max_items=100)
+    out = []
+    for r in runs:
+        state = _outcome(r) or (r.get("state") or {}).get("life_cycle_state") or "UNKNOWN"
+        out.append({"label": f"{r.get('run_name') or r.get('job_id') or 'run'} #{r['run_id']} ({state})", "value": r["run_id"]})
+    return out
+
+
+def select_job_task(session, inputs):
+    tasks = (_fetch_job(session, inputs["job_id"]).get("settings") or {}).get("tasks") or []
+    return [{"label": t["task_key"] + (f" - {t['description']}" if t.get("description") else ""), "value": t["task_key"]}
+            for t in tasks if t.get("task_key")]
+
+
+def select_run_task(session, inputs):
+    tasks = _fetch_run(session, inputs["run_id"]).get("tasks") or []
+    return [{"label": f"{t['task_key']} ({_outcome(t) or (t.get('state') or {}).get('life_cycle_state') or 'UNKNOWN'})",
+             "value": t["task_key"]} for t in tasks if t.get("task_key")]
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+def _run_event(run):
+    s = run.get("state") or {}
+    start, end = run.get("start_time"), run.get("end_time") or None
+    return {"run_id": run["run_id"], "job_id": run.get("job_id"), "run_name": run.get("run_name"),
+            "run_type": run.get("run_type"), "trigger": run.get("trigger"),
+            "life_cycle_state": s.get("life_cycle_state"), "result_state": s.get("result_state"),
+            "outcome": _outcome(run), "state_message": s.get("state_message"), "start_time": start,
+            "end_time": end, "duration_ms": end - start if end and start else None,
+            "run_page_url": run.get("run_page_url"), "run": run}
+
+
+def _runs_between(session, inputs, **extra):
+    """fetch(lo, hi, token) over runs/list: the runs started in [lo, hi], newest first."""
+    base = {"limit": 25, **extra}
+    if inputs.get("job_id") is not None:
+        base["job_id"] = inputs["job_id"]
+
+    def fetch(lo, hi, token):
+        params = dict(base, start_time_from=max(0, int(lo)))
+        if hi is not None:
+            params["start_time_to"] = int(hi)
+        if token:
+            params["page_token"] = token
+        page = session.get(f"{API}/runs/list", params)
+        return page.get("runs") or [], page.get("next_page_token")
+    return fetch
+
+
+def _newest_start(session, inputs) -> int:
+    runs, _ = _runs_between(session, inputs)(0, None, None)
+    return max((r.get("start_time") or 0 for r in runs), default=0)
+
+
+def _start(run):
+    return run.get("start_time") or 0
+
+
+def _end(run):
+    return run.get("end_time") or _start(run)
+
+
+def job_run_finished(session, inputs, poll):
+    """Each run that ends after activation fires once. The cursor is the start time of the oldest
+    run still in flight (a long run holds it), else of the newest run seen; runs started in the
+    window behind it are listed each poll and the ended ones not yet emitted fire, oldest first."""
+    if poll.first:
+        if poll.since is not None:
+            poll.cursor = poll.since
+        else:
+            # Activation: the runs going now will fire when they end; the cursor holds at the oldest.
+            active, token = [], None
+            fetch = _runs_between(session, inputs, active_only=True)
+            for _ in range(40):
+                batch, token = fetch(0, None, token)
+                active.extend(batch)
+                if not token:
+                    break
+            poll.cursor = min((_start(r) for r in active), default=None)
+            if poll.cursor is None:
+                poll.cursor = _newest_start(session, inputs)
+    wanted = set(inputs.get("result_states") or ())
+    runs, complete = poll.scan_newest_first(_runs_between(session, inputs), time_of=_start,
+                                            floor=poll.cursor - poll.overlap_ms)
+    in_flight = []
+    for run in sorted(runs, key=lambda r: (_end(r), r["run_id"])):
+        if not _terminal(run):
+            in_flight.append(_start(run))
+        elif poll.is_new(_end(run)) and (not wanted or _outcome(run) in wanted):
+            poll.emit(run["run_id"], _run_event(run), _start(run))
+    if complete:
+        poll.cursor = min(in_flight) if in_flight else max([poll.cursor, *map(_start, runs)])
+    return poll.result(floor=poll.cursor - poll.overlap_ms)
+
+
+def job_run_started(session, inputs, poll):
+    """Each run started after activation fires once (queued or started). The cursor is the start
+    time of the newest run seen; the window behind it is read again each poll for runs listed late."""
+    if poll.first:
+        poll.cursor = poll.since if poll.since is not None else _newest_start(session, inputs)
+    runs, complete = poll.scan_newest_first(_runs_between(session, inputs), time_of=_start,
+                                            floor=poll.cursor - poll.overlap_ms)
+    for run in sorted(runs, key=lambda r: (_start(r), r["run_id"])):
+        if poll.is_new(_start(run)):
+            poll.emit(run["run_id"], _run_event(run), _start(run))
+    if complete:
+        poll.cursor = max([poll.cursor, *map(_start, runs)])
+    return poll.result(floor=poll.cursor - poll.overlap_ms)

@@ -774,3 +774,86 @@ def cancel_statement(session, inputs):
     session.post(_path(sid, "/cancel"), {}, idempotent=True)
     doc = session.get(_path(sid))
     return {"statement_id": doc.get("statement_id", sid), "status": _status(doc)}
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+def _quoted(name: str) -> str:
+    return f"`{name}`"                          # the input's pattern refuses backticks
+
+
+def _trigger_sql(session, inputs, poll, statement, parameters=None, max_rows=None):
+    """Run one statement of the trigger to the poll's deadline; its typed rows and column types."""
+    timeout = 600 if poll.deadline is None else max(1, int(poll.deadline - time.monotonic() - 1))
+    out = execute_sql_statement(session, {
+        "warehouse_id": inputs["warehouse_id"], "statement": statement, "parameters": parameters,
+        "wait_for_result": True, "timeout_seconds": timeout, "poll_interval_seconds": 0.5, "on_timeout": "cancel",
+        "result_shape": "objects", "decimals_as": "string", "format": "JSON_ARRAY", "disposition": "auto",
+        "max_rows": max_rows})
+    return out.get("rows") or [], {c["name"]: c.get("type_text") for c in out.get("columns") or []}
+
+
+def new_sql_rows(session, inputs, poll):
+    """Each new row of the query fires once. The cursor is the last emitted row's (cursor column,
+    unique key) pair; a poll selects the rows after it in that order (keyset pagination), at most
+    Max Rows per Poll, so rows are emitted in order and none is skipped or repeated."""
+    col, key = inputs["cursor_column"], inputs.get("unique_key")
+    base = inputs["query"].strip().rstrip(";").strip()
+    order = [col] + ([key] if key else [])
+    if poll.first:
+        # Where the stream stands (and the cursor column's type): the last row in the cursor order.
+        last, types = _trigger_sql(session, inputs, poll, f"SELECT {', '.join(map(_quoted, order))} FROM ({base}) "
+                                   f"AS trigger_rows ORDER BY {', '.join(_quoted(c) + ' DESC' for c in order)} LIMIT 1")
+        cursor = {"value": None, "type": types.get(col), "key": None, "key_type": types.get(key) if key else None}
+        if inputs.get("start_after") is not None:
+            cursor["value"] = inputs["start_after"]
+        elif last:
+            cursor.update(value=last[0].get(col), key=last[0].get(key) if key else None)
+        poll.cursor = cursor
+        if inputs.get("start_after") is None:
+            return poll.result()
+    cursor = poll.cursor
+    where, params = "", []
+    if cursor.get("value") is not None:
+        params.append({"name": "trigger_cursor", "value": str(cursor["value"]), **_typed(cursor.get("type"))})
+        where = f"WHERE {_quoted(col)} > :trigger_cursor"
+        if key and cursor.get("key") is not None:
+            params.append({"name": "trigger_key", "value": str(cursor["key"]), **_typed(cursor.get("key_type"))})
+            where = (f"WHERE ({_quoted(col)} > :trigger_cursor OR ({_quoted(col)} = :trigger_cursor "
+                     f"AND {_quoted(key)} > :trigger_key))")
+    limit = inputs.get("max_rows") or 1000
+    rows, types = _trigger_sql(session, inputs, poll, f"SELECT * FROM ({base}) AS trigger_rows {where} ORDER BY "
+                               f"{', '.join(_quoted(c) + ' ASC' for c in order)} LIMIT {limit + 1}", params or None)
+    if col not in types:
+        raise InputError([{"key": "cursor_column", "label": "Cursor Column",
+                           "reason": f"{col!r} is not a column of the query (it has {', '.join(types) or 'no columns'})"}])
+    if key and key not in types:
+        raise InputError([{"key": "unique_key", "label": "Unique Key Column",
+                           "reason": f"{key!r} is not a column of the query (it has {', '.join(types)})"}])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        poll.more = True
+    rows = [r for r in rows if r.get(col) is not None]
+    if not key:
+        values = [json.dumps(r[col], sort_keys=True, default=str) for r in rows]
+        if len(set(values)) != len(values):
+            raise InputError([{"key": "unique_key", "label": "Unique Key Column",
+                               "reason": f"is needed: several rows have the same {col} value; give a column that tells them apart"}])
+    emitted = {}
+    for row in rows:
+        ident = json.dumps([row[col], row.get(key)] if key else [row[col]], default=str)
+        poll.emit(ident, {"key": ident, "cursor": row[col], "row": row}, None)
+        emitted[ident] = None
+        cursor = {"value": row[col], "type": types.get(col), "key": row.get(key) if key else None,
+                  "key_type": types.get(key) if key else None}
+    poll.cursor = cursor
+    # The cursor says what was emitted (rows after it are new); only this poll's keys are kept.
+    poll.seen = emitted or poll.seen
+    return poll.result()
+
+
+def _typed(type_text):
+    """The parameter type for a cursor value: the column's own type (text travels as STRING)."""
+    if not type_text:
+        return {}
+    return {"type": type_text}

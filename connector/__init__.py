@@ -58,6 +58,20 @@ def on_connection_update(callback):
     return _subscribe(callback)
 
 
+def validate(action: str, inputs=None):
+    """The resolved inputs of an action (form strings coerced, defaults applied), or InputError."""
+    from .runner import default
+
+    return default().validate(action, inputs)
+
+
+def poll(trigger: str, connection, inputs=None, state=None, **options):
+    """One poll of a trigger: {"events", "state", "more", "activated"}; keep ``state`` for the next."""
+    from .runner import default
+
+    return default().poll(trigger, connection, inputs, state, **options)
+
+
 def __getattr__(name):
     if name == "Connector":
         from .runner import Connector
@@ -66,5 +80,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["run", "pick", "spec", "close", "current_connection", "on_connection_update", "Connector",
-           "ConnectorError", "InputError", "__version__"]
+__all__ = ["run", "pick", "spec", "validate", "poll", "close", "current_connection", "on_connection_update",
+           "Connector", "ConnectorError", "InputError", "__version__"]

@@ -1,4 +1,4 @@
-"""``databricks-connector``: spec, check, run, pick, login, docs, emulator, serve, demo.
+"""``databricks-connector``: spec, check, run, pick, poll, login, docs, emulator, serve, demo.
 
 stdout carries exactly one JSON document: the action's output, or ``{"error": {...}}`` with a
 non-zero exit code. Logs, debug lines and progress go to stderr.
@@ -104,13 +104,20 @@ def cmd_check(args) -> int:
     connector = default()
     conn = _connection(args)
     try:
-        me = connector.run("get_current_user", conn, {"debug": args.debug})
+        me = connector.run(_test_action(connector, conn), conn, {"debug": args.debug})
     finally:
         _save_rotated_tokens(args)
     shared = connector.session(conn)
     _print({"ok": True, "host": shared.host, "connection_type": shared.connection.type,
             "user": me.get("userName"), "display_name": me.get("displayName")})
     return 0
+
+
+def _test_action(connector, conn) -> str:
+    """The action that tests a connection, as its type declares in the manifest (``test``)."""
+    kind = conn.get("type") if isinstance(conn, dict) else getattr(conn, "type", None)
+    tests = {c["key"]: c.get("test") for c in connector.manifest["connections"]}
+    return tests.get(kind) or next(t for t in tests.values() if t)
 
 
 def cmd_docs(args) -> int:
@@ -127,6 +134,61 @@ def cmd_docs(args) -> int:
         return 0
     _print({"written": write_docs(args.dir)})
     return 0
+
+
+def cmd_poll(args) -> int:
+    """One poll of a trigger. With --state FILE the state is read from FILE (missing: a first poll)
+    and the new state written back atomically (a temporary file beside it, then renamed), and
+    stdout carries the events; without it, stdout carries the whole result, state included."""
+    import os
+
+    from .runner import default
+
+    connector = default()
+    connector._lookup("triggers", args.name)   # an unknown trigger is said before asking for a connection
+    values = _inputs(args)
+    state = None
+    if args.state and os.path.exists(args.state):
+        try:
+            with open(args.state, encoding="utf-8") as fh:
+                text = fh.read()
+            state = json.loads(text) if text.strip() else None
+        except OSError as exc:
+            raise ConnectorError("invalid_input", f"Cannot read the state file {args.state}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ConnectorError("invalid_input", f"The state file {args.state} is not valid JSON ({exc})",
+                                 hint="Pass the file a previous poll wrote, or remove it to start from now.") from None
+    result = connector.poll(args.name, _connection(args), values, state)
+    if not args.state:
+        _print(result)
+        return 0
+    _write_atomic(args.state, json.dumps(result["state"], sort_keys=True))
+    _print({"events": result["events"], "more": result["more"], "activated": result["activated"],
+            "state_file": os.path.abspath(args.state)})
+    return 0
+
+
+def _write_atomic(path: str, text: str) -> None:
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".poll-state-", dir=folder)
+    except OSError as exc:
+        raise ConnectorError("invalid_input", f"Cannot write the state file in {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def cmd_emulator(args) -> int:
@@ -269,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("--output", help="write result rows to this file (actions that support it)")
             r.add_argument("--quiet", action="store_true", help="no progress lines on stderr while the step waits")
         r.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("poll", help="poll a trigger once (events on stdout; the state in --state FILE)")
+    q.add_argument("name", help="trigger key or label")
+    q.add_argument("pairs", nargs="*", metavar="key=value", help="inputs")
+    q.add_argument("--inputs-json", help="inputs as a JSON object, or @FILE")
+    q.add_argument("--connection", help="connection JSON file (default: DATABRICKS_* environment or ~/.databrickscfg)")
+    q.add_argument("--state", help="state file: read (missing = first poll) and rewritten atomically after the poll")
+    q.set_defaults(func=cmd_poll)
 
     c = sub.add_parser("check", help="verify a connection (who am I)")
     c.add_argument("--connection")

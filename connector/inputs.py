@@ -56,6 +56,23 @@ def data_inputs(action: dict) -> list[dict]:
     return [i for i in action["inputs"] if i.get("type") != "connection"]
 
 
+def _widget(inp: dict) -> str | None:
+    """How a form edits the value: declared, else textarea for text and a JSON editor for
+    structured values (key-value lists and lists of plain values have editors of their own)."""
+    if inp.get("widget"):
+        return inp["widget"]
+    kind = inp.get("type", "string")
+    if kind == "text":
+        return "textarea"
+    if kind in ("json", "object"):
+        return "json"
+    if kind == "array":
+        items = (inp.get("schema") or {}).get("items") or {}
+        if items.get("type") not in ("string", "integer", "number", "boolean") and "enum" not in items:
+            return "json"
+    return None
+
+
 def property_schema(inp: dict) -> dict:
     prop = dict(BASE[inp.get("type", "string")])
     prop["title"] = inp["label"]
@@ -66,7 +83,11 @@ def property_schema(inp: dict) -> dict:
     if "example" in inp:
         prop["examples"] = [inp["example"]]
     if "choices" in inp:
-        prop["enum"] = [c["value"] if isinstance(c, dict) else c for c in inp["choices"]]
+        values = [c["value"] if isinstance(c, dict) else c for c in inp["choices"]]
+        prop["enum"] = values
+        # The same values with their labels, as form builders read them (enum stays for those that do not).
+        prop["oneOf"] = [{"const": c["value"], "title": c["label"]} if isinstance(c, dict) else {"const": c, "title": str(c)}
+                         for c in inp["choices"]]
     for ours, theirs in (("min", "minimum"), ("max", "maximum"), ("min_length", "minLength"),
                          ("max_length", "maxLength"), ("pattern", "pattern")):
         if ours in inp:
@@ -78,13 +99,81 @@ def property_schema(inp: dict) -> dict:
         prop["x-secret"] = True
     if inp.get("picker"):
         prop["x-picker"] = inp["picker"]
+    if inp.get("picker_inputs"):
+        prop["x-picker-inputs"] = dict(inp["picker_inputs"])
+    widget = _widget(inp)
+    if widget:
+        prop["x-widget"] = widget
+    if inp.get("advanced"):
+        prop["x-advanced"] = True
+    if inp.get("show_if"):
+        prop["x-show-if"] = dict(inp["show_if"])
     return prop
 
 
+def _condition(key: str, cond, inp: dict | None, *, then: bool = False) -> dict:
+    """One input's condition of an if/then rule as JSON Schema over the resolved inputs."""
+    if cond == "present":
+        return {"required": [key]}
+    if cond == "absent":
+        return {"not": {"required": [key]}}
+    values = cond if isinstance(cond, list) else [cond]
+    out = {"properties": {key: {"const": values[0]} if len(values) == 1 else {"enum": values}}}
+    # Resolved inputs always carry defaults; a default that already satisfies `then` need not be sent.
+    if not (then and inp is not None and "default" in inp and inp["default"] in values):
+        out["required"] = [key]
+    return out
+
+
+def _conditions(conds: dict, by_key: dict, *, then: bool = False) -> dict:
+    parts = [_condition(k, v, by_key.get(k), then=then) for k, v in conds.items()]
+    return parts[0] if len(parts) == 1 else {"allOf": parts}
+
+
+def _labels(keys, by_key) -> str:
+    names = [by_key[k]["label"] if k in by_key else k for k in keys]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _rule_schemas(rule: dict, by_key: dict) -> list[dict]:
+    """A manifest rule as the allOf entries of the input schema; each carries the input a failure
+    is reported on (x-input) and why (x-message)."""
+    out = []
+    if "exclusive" in rule:          # at most one of these inputs
+        keys = rule["exclusive"]
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                out.append({"not": {"required": [a, b]}, "x-input": rule.get("input", a),
+                            "x-message": rule.get("message", f"cannot be combined with {_labels([b], by_key)}")})
+    if "one_of_required" in rule:    # at least one of these inputs
+        keys = rule["one_of_required"]
+        out.append({"anyOf": [{"required": [k]} for k in keys], "x-input": rule.get("input", keys[0]),
+                    "x-message": rule.get("message", f"or {_labels(keys[1:], by_key)} is required")})
+    if "together" in rule:           # all or none
+        keys = rule["together"]
+        out.append({"dependentRequired": {k: [o for o in keys if o != k] for k in keys}})
+    if "if" in rule:
+        keys = list(rule["then"])
+        out.append({"if": _conditions(rule["if"], by_key), "then": _conditions(rule["then"], by_key, then=True),
+                    "x-input": rule.get("input", keys[0]),
+                    "x-message": rule.get("message", f"must be {rule['then'][keys[0]]} when "
+                                                     f"{_labels(list(rule['if']), by_key)} is given")})
+    if "schema" in rule:
+        entry = {**rule["schema"], "x-input": rule["input"], "x-message": rule["message"]}
+        if "message_many" in rule:
+            entry["x-message-many"] = rule["message_many"]
+        out.append(entry)
+    return out
+
+
 def compile_schema(action: dict) -> dict:
-    """The JSON Schema (2020-12) of one action's inputs."""
+    """The JSON Schema (2020-12) of one action's *resolved* inputs (defaults applied, form strings
+    coerced), with the form hints platforms read (x-picker, x-picker-inputs, x-widget, x-advanced,
+    x-show-if, labelled enums) and the cross-field rules the runtime enforces."""
     props, required = {}, []
-    for inp in data_inputs(action):
+    inputs = data_inputs(action)
+    by_key = {i["key"]: i for i in inputs}
+    for inp in inputs:
         props[inp["key"]] = property_schema(inp)
         if inp.get("required") and "default" not in inp:
             required.append(inp["key"])
@@ -93,19 +182,33 @@ def compile_schema(action: dict) -> dict:
     if required:
         schema["required"] = required
     for rule in action.get("rules", []):
-        if "exclusive" in rule:          # at most one of these inputs
-            keys = rule["exclusive"]
-            schema.setdefault("allOf", []).extend(
-                {"not": {"required": [a, b]}} for i, a in enumerate(keys) for b in keys[i + 1:])
-        if "one_of_required" in rule:    # at least one of these inputs
-            schema.setdefault("allOf", []).append({"anyOf": [{"required": [k]} for k in rule["one_of_required"]]})
+        entries = _rule_schemas(rule, by_key)
+        if entries:
+            schema.setdefault("allOf", []).extend(entries)
+        if "greater" in rule:            # no JSON Schema keyword compares two fields: an extension the runtime enforces
+            schema.setdefault("x-greater-than", {}).update(rule["greater"])
+    if action.get("runtime_checks"):
+        schema["x-runtime-checks"] = [dict(c) for c in action["runtime_checks"]]
     return schema
 
 
 _VALIDATORS: dict[str, object] = {}
 _PLANS: dict[str, object] = {}
 _SIMPLE = {"type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "title", "description",
-           "default", "examples", "writeOnly", "x-secret", "x-picker"}
+           "default", "examples", "writeOnly", "x-secret", "x-picker",
+           # form hints: annotations that validate nothing
+           "x-picker-inputs", "x-widget", "x-advanced", "x-show-if"}
+# top-level keywords the fast path decides (allOf only as compiled from exclusive / one_of_required rules)
+_TOP_SIMPLE = {"$schema", "title", "type", "properties", "additionalProperties", "required", "allOf", "x-runtime-checks"}
+_SIMPLE_RULE = {"exclusive", "one_of_required", "input", "message"}
+
+
+def _enum_labels(prop: dict) -> bool:
+    """A oneOf of {const, title} that lists exactly the enum's values: labels, no further constraint."""
+    one_of, enum = prop.get("oneOf"), prop.get("enum")
+    return (isinstance(one_of, list) and isinstance(enum, list) and len(one_of) == len(enum)
+            and all(isinstance(b, dict) and set(b) <= {"const", "title"} and "const" in b for b in one_of)
+            and [b["const"] for b in one_of] == enum)
 _TYPES = {"string": lambda v: isinstance(v, str),
           "boolean": lambda v: isinstance(v, bool),
           "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
@@ -122,8 +225,13 @@ def _plan(action: dict):
     if plan is None:
         schema = compile_schema(action)
         props = []
+        if set(schema) - _TOP_SIMPLE or any(set(r) - _SIMPLE_RULE for r in action.get("rules", [])):
+            _PLANS[action["key"]] = False
+            return False
         for key, prop in schema["properties"].items():
             extra = set(prop) - _SIMPLE
+            if "oneOf" in extra and _enum_labels(prop):
+                extra.discard("oneOf")
             if extra == {"additionalProperties"} and prop.get("additionalProperties") == {"type": "string"}:
                 extra = set()
                 prop = {**prop, "_values_are_strings": True}
@@ -177,10 +285,34 @@ def validator(action: dict):
     """A compiled validator per action, built once per process."""
     v = _VALIDATORS.get(action["key"])
     if v is None:
-        from jsonschema import Draft202012Validator
-
-        v = _VALIDATORS[action["key"]] = Draft202012Validator(compile_schema(action))
+        v = _VALIDATORS[action["key"]] = validator_class()(compile_schema(action))
     return v
+
+
+_CLASS = None
+
+
+def validator_class():
+    """Draft 2020-12 with the one extension keyword the input schemas use: ``x-greater-than``
+    ({a: b}: when both inputs are given, a must be greater than b; JSON Schema cannot compare two
+    fields). A validator that ignores it accepts a superset of what the runtime accepts."""
+    global _CLASS
+    if _CLASS is None:
+        from jsonschema import Draft202012Validator, validators
+        from jsonschema.exceptions import ValidationError
+
+        def greater(validator, spec, instance, schema):
+            if not isinstance(instance, dict):
+                return
+            titles = schema.get("properties", {})
+            for a, b in spec.items():
+                x, y = instance.get(a), instance.get(b)
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)) and not x > y:
+                    label = titles.get(b, {}).get("title", b)
+                    yield ValidationError(f"must be greater than {label} ({y}); got {x}", path=[a])
+
+        _CLASS = validators.extend(Draft202012Validator, {"x-greater-than": greater})
+    return _CLASS
 
 
 class _Bad(ValueError):
@@ -342,8 +474,9 @@ def resolve(action: dict, raw: dict | None) -> dict:
 
 def _schema_problems(action, values, by_key, skip=frozenset()) -> list[dict]:
     out, seen = [], set()
-    for err in validator(action).iter_errors(values):
-        key, reason = _describe(err, by_key)
+    v = validator(action)
+    for err in v.iter_errors(values):
+        key, reason = _rule_problem(err, v.schema, by_key, values) or _describe(err, by_key)
         if key in skip or (key, reason) in seen:
             continue
         if key is None and skip:
@@ -351,6 +484,26 @@ def _schema_problems(action, values, by_key, skip=frozenset()) -> list[dict]:
         seen.add((key, reason))
         out.append({"key": key or "(inputs)", "label": by_key[key]["label"] if key in by_key else "Inputs", "reason": reason})
     return out
+
+
+def _rule_problem(err, schema, by_key, values):
+    """A failed cross-field rule, reported on the input its manifest rule names, with its message."""
+    path = list(err.absolute_schema_path)
+    if len(path) < 2 or path[0] != "allOf":
+        return None
+    rule = schema["allOf"][path[1]]
+    if "dependentRequired" in rule:
+        for key, needs in rule["dependentRequired"].items():
+            missing = [n for n in needs if key in values and n not in values]
+            if missing:
+                return missing[0], f"is required when {by_key.get(key, {}).get('label', key)} is given"
+        return None
+    if "x-message" not in rule:
+        return None
+    message = rule["x-message"]
+    if len(path) == 3 and path[2] == "oneOf" and not err.context and "x-message-many" in rule:
+        message = rule["x-message-many"]          # several branches matched, not none
+    return rule["x-input"], message
 
 
 def _describe(err, by_key):
@@ -363,10 +516,12 @@ def _describe(err, by_key):
         key = err.absolute_path[0]
         inp = by_key.get(key, {})
         where = "".join(f"[{p!r}]" for p in list(err.absolute_path)[1:])
-        if err.validator == "enum":
-            reason = f"must be one of {', '.join(map(str, err.validator_value))}"
+        if err.validator == "enum" or (err.validator == "oneOf" and _enum_labels(err.schema) and not where):
+            reason = f"must be one of {', '.join(map(str, err.schema['enum']))}"
         elif err.validator == "type" and not where:
             reason = f"must be {_article(err.validator_value)}"
+        elif err.validator == "not" and err.schema.get("x-message"):
+            reason = err.schema["x-message"]
         else:
             reason = err.message if not is_secret(inp) else f"is invalid ({err.validator})"
             if len(reason) > 300:

@@ -24,6 +24,9 @@ HERE = Path(__file__).resolve().parent
 META_SCHEMA_PATH = HERE / "manifest.schema.json"
 SECTIONS = ("actions", "pickers", "triggers")      # what an area file lists
 MERGED = ("inputs", "definitions")                  # maps an area file may add to (no key twice)
+# A picker only reads: these are its annotations unless it declares its own.
+PICKER_ANNOTATIONS = {"read_only": True, "destructive": False, "idempotent": True, "long_running": False,
+                      "open_world": False}
 
 
 def manifest_path() -> Path:
@@ -103,6 +106,7 @@ def read(path: Path | None = None) -> tuple[dict, dict]:
                 if key in into:
                     problems.append(f"actions/{area}.yaml: {section}/{key} is already declared elsewhere")
                 into[key] = value
+                origins[(section, key)] = area
     if problems:
         raise ManifestError(problems)
     return doc, origins
@@ -114,33 +118,52 @@ def check(doc, origins: dict | None = None) -> list[str]:
     from jsonschema import Draft202012Validator
 
     schema = json.loads(META_SCHEMA_PATH.read_text())
-    problems = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        problems.append(_where(list(err.absolute_path), origins) + f": {err.message}")
+    problems = [_where(list(err.absolute_path), origins) + f": {err.message}"
+                for err in Draft202012Validator(schema).iter_errors(doc)]
     if problems:
-        return problems
+        return sorted(problems, key=_natural)
     return _check_references(doc, origins)
 
 
+def _natural(text: str):
+    """Sort key: file, then path with numbers in numeric order (actions/2 before actions/10)."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
 def _where(path: list, origins: dict | None) -> str:
+    """A problem's place: the file it is in and its path there (an item's index within its area file)."""
     text = "/".join(str(p) for p in path) or "(root)"
     if origins and len(path) >= 2 and (path[0], path[1]) in origins:
-        return f"actions/{origins[(path[0], path[1])]}.yaml: {text}"
+        area = origins[(path[0], path[1])]
+        if isinstance(path[1], int):
+            local = sum(1 for (sec, j), a in origins.items()
+                        if sec == path[0] and isinstance(j, int) and j < path[1] and a == area)
+            text = "/".join([str(path[0]), str(local), *map(str, path[2:])])
+        return f"actions/{area}.yaml: {text}"
     return text
 
 
 def _check_references(doc, origins=None) -> list[str]:
     problems = []
     shared = doc.get("inputs", {})
-    pickers = {p["key"] for p in doc.get("pickers", [])}
+    pickers = {p["key"]: p for p in doc.get("pickers", [])}
+    definitions = doc.get("definitions", {})
+    actions = {a["key"] for a in doc.get("actions", [])}
     seen = set()
+    for name, schema in definitions.items():
+        problems += _check_schema(schema, definitions, _where(["definitions", name], origins))
+    for i, conn in enumerate(doc.get("connections", [])):
+        if conn.get("test") not in actions:
+            problems.append(f"connections/{i}/test: {conn.get('test')!r} is not an action")
     for section in SECTIONS:
         for i, item in enumerate(doc.get(section, [])):
             where = _where([section, i], origins)
             if item["key"] in seen:
                 problems.append(f"{where}/key: duplicate key {item['key']!r}")
             seen.add(item["key"])
-            keys = set()
+            keys, merged_inputs = set(), {}
             for j, inp in enumerate(item.get("inputs", [])):
                 ref = inp if isinstance(inp, str) else inp.get("ref")
                 if ref is not None and ref not in shared:
@@ -153,11 +176,136 @@ def _check_references(doc, origins=None) -> list[str]:
                 elif key in keys:
                     problems.append(f"{where}/inputs/{j}: duplicate input key {key!r}")
                 keys.add(key)
+                merged_inputs[j] = (key, merged)
                 if merged.get("picker") and merged["picker"] not in pickers:
                     problems.append(f"{where}/inputs/{j}/picker: unknown picker {merged['picker']!r}")
                 if "choices" in merged and "default" in merged and merged["default"] not in _choice_values(merged["choices"]):
                     problems.append(f"{where}/inputs/{j}/default: {merged['default']!r} is not one of the choices")
+                if "choices" in merged:
+                    values = [json.dumps(v, sort_keys=True) for v in _choice_values(merged["choices"])]
+                    if len(set(values)) != len(values):
+                        problems.append(f"{where}/inputs/{j}/choices: a value is listed twice")
+            for j, (key, merged) in merged_inputs.items():
+                for other in merged.get("show_if", {}):
+                    if other not in keys or other == key:
+                        problems.append(f"{where}/inputs/{j}/show_if: {other!r} is not another input of this {section[:-1]}")
+                bound = merged.get("picker_inputs")
+                if bound:
+                    picker = pickers.get(merged.get("picker"))
+                    if picker is None:
+                        problems.append(f"{where}/inputs/{j}/picker_inputs: needs a picker")
+                        continue
+                    picker_keys = {(pi if isinstance(pi, str) else pi.get("key", pi.get("ref"))) for pi in picker.get("inputs", [])}
+                    for theirs, ours in bound.items():
+                        if theirs not in picker_keys:
+                            problems.append(f"{where}/inputs/{j}/picker_inputs: {theirs!r} is not an input of picker {picker['key']!r}")
+                        if ours not in keys or ours == key:
+                            problems.append(f"{where}/inputs/{j}/picker_inputs: {ours!r} is not another input of this {section[:-1]}")
+            for j, rule in enumerate(item.get("rules", [])):
+                for name in _rule_inputs(rule):
+                    if name not in keys:
+                        problems.append(f"{where}/rules/{j}: {name!r} is not an input of this {section[:-1]}")
+            for j, check_ in enumerate(item.get("runtime_checks", [])):
+                if check_["input"] not in keys:
+                    problems.append(f"{where}/runtime_checks/{j}/input: {check_['input']!r} is not an input of this {section[:-1]}")
+            for field in ("output", "event"):
+                if field in item:
+                    problems += _check_schema(item[field], definitions, f"{where}/{field}")
+            for field, schema_field in (("example_output", "output"), ("example_event", "event")):
+                if field in item and schema_field in item and not problems:
+                    problems += _check_example(item[field], item[schema_field], definitions, f"{where}/{field}")
     return problems
+
+
+def _rule_inputs(rule: dict) -> list:
+    """The input keys a rule names (so a typo is caught when the manifest is loaded)."""
+    names = []
+    for kind in ("exclusive", "one_of_required", "together"):
+        names += rule.get(kind, [])
+    if "greater" in rule:
+        names += list(rule["greater"])
+    for part in ("if", "then"):
+        names += list(rule.get(part, {}))
+    if "input" in rule:
+        names.append(rule["input"])
+    return names
+
+
+def refs(schema) -> set:
+    """The shared definitions a schema refers to (``{"$ref": "#/$defs/<name>"}``), directly."""
+    found = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                found.add(ref)
+            stack.extend(v for k, v in node.items() if not (k == "$ref" and isinstance(v, str)))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+REF_PREFIX = "#/$defs/"
+
+
+def self_contained(schema: dict, definitions: dict) -> dict:
+    """A schema with every shared definition it uses (transitively) inlined under ``$defs``.
+
+    A root that is only a reference is replaced by the definition itself, and a root made of
+    alternatives that are all objects says ``type: object``: consumers that need a concrete root
+    (MCP output schemas, OpenAPI 2.0) find one."""
+    schema = dict(schema)
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith(REF_PREFIX) and ref[len(REF_PREFIX):] in definitions \
+            and set(schema) <= {"$ref", "title", "description"}:
+        schema.pop("$ref")
+        schema = {**definitions[ref[len(REF_PREFIX):]], **schema}
+    variants = schema.get("anyOf") or schema.get("oneOf")
+    if "type" not in schema and variants and all(_object_type(v, definitions) for v in variants):
+        schema["type"] = "object"
+    needed, todo = {}, [schema]
+    while todo:
+        for ref in refs(todo.pop()):
+            name = ref[len(REF_PREFIX):] if ref.startswith(REF_PREFIX) else None
+            if name in definitions and name not in needed:
+                needed[name] = definitions[name]
+                todo.append(definitions[name])
+    out = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    if needed:
+        out["$defs"] = {k: needed[k] for k in sorted(needed)}
+    return out
+
+
+def _object_type(schema, definitions, depth=0) -> bool:
+    ref = schema.get("$ref") if isinstance(schema, dict) else None
+    if isinstance(ref, str) and ref.startswith(REF_PREFIX) and depth < 10:
+        return _object_type(definitions.get(ref[len(REF_PREFIX):], {}), definitions, depth + 1)
+    return isinstance(schema, dict) and schema.get("type") == "object"
+
+
+def _check_schema(schema, definitions, where) -> list[str]:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    problems = []
+    for ref in sorted(refs(schema)):
+        if not ref.startswith(REF_PREFIX) or ref[len(REF_PREFIX):] not in definitions:
+            problems.append(f"{where}: $ref {ref!r} names no shared definition (declare it under definitions)")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        problems.append(f"{where}/{'/'.join(map(str, exc.path))}: not a valid JSON Schema: {exc.message}")
+    return problems
+
+
+def _check_example(example, schema, definitions, where) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(self_contained(schema, definitions))
+    return [f"{where}/{'/'.join(map(str, e.absolute_path))}: the example does not match the declared schema: "
+            f"{e.message[:200]}" for e in validator.iter_errors(example)]
 
 
 def _choice_values(choices):
@@ -184,6 +332,8 @@ def resolve(doc, origins: dict | None = None) -> dict:
                     merged = {**base, **{k: v for k, v in inp.items() if k != "ref"}}
                 inputs.append(merged)
             resolved = {**item, "inputs": inputs}
+            if section == "pickers":
+                resolved.setdefault("annotations", dict(PICKER_ANNOTATIONS))
             if origins and (section, index) in origins:
                 resolved["area"] = origins[(section, index)]
             items.append(resolved)
@@ -198,7 +348,8 @@ def _files(path: Path) -> list[Path]:
         areas = sorted(e.path for e in os.scandir(folder) if e.name.endswith(".yaml"))
     except OSError:
         areas = []
-    return [path, *map(Path, areas)]
+    # the code that resolves the manifest and its meta-schema are part of what the cache holds
+    return [path, *map(Path, areas), Path(__file__), META_SCHEMA_PATH]
 
 
 def _cache_files(path: Path) -> list[Path]:

@@ -371,12 +371,13 @@ def test_pickers_survive_faults(emulator, pat, sp, picker, fault_name):
     """Pickers only read (GET): every transient fault is retried and the dropdown still fills."""
     fault, connector = FAULTS[fault_name]
     conn = sp if fault_name == "invalid_token" else pat
+    inputs = S.picker_inputs(emulator, MATRIX, conn, picker)
     since = len(emulator.requests)
-    MATRIX.pick(picker, conn)
+    MATRIX.pick(picker, conn, inputs)
     first = S.api_requests(emulator.requests[since:])[0]
     emulator.faults.add(first["path"], times=1, method=first["method"], **fault)
     started = time.monotonic()
-    options = connector.pick(picker, conn)
+    options = connector.pick(picker, conn, inputs)
     assert time.monotonic() - started < bounded_by(DEADLINE)
     assert isinstance(options, list) and all(set(o) == {"label", "value"} for o in options)
     S.count("fault cases run")

@@ -11,7 +11,10 @@ from databricks_connector.inputs import compile_schema
 from databricks_connector.runner import Connector
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt"
+# The reference documentation sits beside the checkout (../shared), or two levels up from a worktree.
+REFERENCE = next((p for p in (ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt",
+                              ROOT.parent.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt") if p.is_file()),
+                 ROOT.parent / "shared" / "reference" / "000_78f7238b30d15c04.txt")
 
 
 MANIFEST_FILES = [ROOT / "connector.yaml", *sorted((ROOT / "actions").glob("*.yaml"))]
@@ -72,7 +75,7 @@ def test_icon_exists_and_is_a_png(raw):
 
 def test_every_area_file_is_named_and_each_item_knows_its_area(raw, resolved):
     assert {f.stem for f in MANIFEST_FILES[1:]} == set(raw["areas"])
-    for section in ("actions", "pickers"):
+    for section in ("actions", "pickers", "triggers"):
         for item in resolved[section]:
             assert item["area"] in raw["areas"], item["key"]
             assert item["handler"].split(".")[0] == item["area"], item["key"]
@@ -111,7 +114,7 @@ def test_every_action_has_connection_first_debug_and_an_example(resolved):
 def test_every_handler_exists(resolved):
     from importlib import import_module
 
-    for section in ("actions", "pickers"):
+    for section in ("actions", "pickers", "triggers"):
         for item in resolved[section]:
             module, func = item["handler"].rsplit(".", 1)
             assert callable(getattr(import_module(f"databricks_connector.actions.{module}"), func)), item["key"]
@@ -200,16 +203,37 @@ def test_docs_match_the_manifest():
     assert check_docs(str(ROOT / "docs")) == [], "run `databricks-connector docs` and commit docs/"
 
 
+def _header(section: str) -> list[str]:
+    line = next(l for l in section.splitlines() if l.startswith("| Input"))
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def test_docs_have_the_reference_shape(resolved):
+    """The reference's columns (Input | Comments | Default), then Key and Required; output fields;
+    the triggers with their events."""
     text = (ROOT / "docs" / "connector.md").read_text()
     for conn in resolved["connections"]:
-        assert f"### {conn['label']}" in text
+        section = text.split(f"### {conn['label']}\n", 1)[1].split("\n### ", 1)[0]
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"]
+        for f in conn["fields"]:
+            assert re.search(rf"^\| {re.escape(f['label'])} +\|.*\| `{f['key']}` +\|", section, re.M), f["key"]
     for action in resolved["actions"]:
         section = text.split(f"### {action['label']}\n", 1)[1].split("\n### ", 1)[0]
-        assert "| Input" in section and "| Comments" in section and "| Default" in section
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"], action["key"]
         for inp in action["inputs"]:
-            assert f"| {inp['label']}" in section
-        assert "Example output:" in section
+            row = next(l for l in section.splitlines() if l.startswith(f"| {inp['label']} "))
+            cells = [c.strip() for c in row.strip().strip("|").split("|")]
+            assert cells[3] == f"`{inp['key']}`", (action["key"], inp["key"])
+            required = inp.get("type") == "connection" or (inp.get("required") and "default" not in inp)
+            assert cells[4] == ("yes" if required else ""), (action["key"], inp["key"])
+        assert "Output:" in section and "Example output:" in section
+        assert "| Field" in section or "](#def-" in section or "**" in section, action["key"]
+    triggers = text.split("\n## Triggers\n", 1)[1]
+    for trig in resolved["triggers"]:
+        section = triggers.split(f"### {trig['label']}\n", 1)[1].split("\n### ", 1)[0]
+        assert _header(section) == ["Input", "Comments", "Default", "Key", "Required"]
+        assert f"identified by `{trig['dedupe_key']}`" in section and "Example event:" in section
+    assert '<a id="def-cluster"></a>' in text and "| `cluster_id`" in text
 
 
 def test_manifest_cache_is_used_and_invalidated(tmp_path, monkeypatch):
@@ -236,3 +260,87 @@ def test_manifest_cache_falls_back_to_the_temp_directory(tmp_path, monkeypatch):
     first = M.load(p)
     assert list((tmp_path / "tmp").glob("databricks-connector-*/manifest-*.json"))
     assert M.load(p) == first
+
+
+# --------------------------------------------------------------------------- the extended vocabulary
+
+def _problems(tmp_path, edits: dict) -> list[str]:
+    """Load a copy of the manifest with some text replaced in some files; its problems."""
+    p = copy_manifest(tmp_path)
+    for name, (old, new) in edits.items():
+        f = tmp_path / name
+        text = f.read_text()
+        assert old in text, (name, old)
+        f.write_text(text.replace(old, new, 1))
+    with pytest.raises(M.ManifestError) as err:
+        M.load(p, use_cache=False)
+    return err.value.problems
+
+
+def test_unknown_keys_are_refused_with_their_file_and_path(tmp_path):
+    problems = _problems(tmp_path, {
+        "actions/jobs.yaml": ("    handler: jobs.get_job\n", "    handler: jobs.get_job\n    colour: blue\n"),
+        "actions/clusters.yaml": ("        label: States\n", "        label: States\n        widgit: json\n"),
+        "connector.yaml": ("  - key: personal_access_token\n", "  - key: personal_access_token\n    testt: x\n"),
+    })
+    assert any(p.startswith("actions/jobs.yaml: actions/1:") and "colour" in p for p in problems), problems
+    assert any(p.startswith("actions/clusters.yaml: actions/1/inputs/1") and "widgit" in p for p in problems), problems
+    assert any(p.startswith("connections/0") and "testt" in p for p in problems), problems
+
+
+def test_every_action_must_declare_output_version_and_annotations(tmp_path):
+    problems = _problems(tmp_path, {
+        "actions/identity.yaml": ("    version: 1.0.0\n    annotations: {read_only: true, destructive: false, idempotent: true, long_running: false, open_world: false}\n", ""),
+        "actions/warehouses.yaml": ("annotations: {read_only: true, destructive: false, idempotent: true, long_running: false, open_world: false}\n    output: {$ref: \"#/$defs/warehouse\"}\n",
+                                    "annotations: {read_only: yes, destructive: false}\n    output: {$ref: \"#/$defs/warehouse\"}\n"),
+    })
+    assert any(p.startswith("actions/identity.yaml: actions/0") and "'version'" in p for p in problems), problems
+    assert any(p.startswith("actions/identity.yaml: actions/0") and "'annotations'" in p for p in problems), problems
+    assert any(p.startswith("actions/warehouses.yaml: actions/0/annotations") for p in problems), problems
+
+
+def test_references_hints_and_examples_are_checked(tmp_path):
+    problems = _problems(tmp_path, {
+        "actions/identity.yaml": ('output: {$ref: "#/$defs/user"}', 'output: {$ref: "#/$defs/usr"}'),
+        "actions/clusters.yaml": ("show_if: {wait_for_state: true}}\n", "show_if: {wait_for_stat: true}}\n"),
+        "actions/jobs.yaml": ("picker_inputs: {job_id: job_id}", "picker_inputs: {job: job_id}"),
+        "connector.yaml": ("    test: get_current_user\n", "    test: who_am_i\n"),
+    })
+    text = "\n".join(problems)
+    assert "actions/identity.yaml: actions/0/output: $ref '#/$defs/usr' names no shared definition" in text, text
+    assert any(p.startswith("actions/clusters.yaml: actions/") and "'wait_for_stat' is not another input" in p
+               for p in problems), text
+    assert any(p.startswith("actions/jobs.yaml: actions/") and "'job' is not an input of picker 'select_job_task'" in p
+               for p in problems), text
+    assert "connections/0/test: 'who_am_i' is not an action" in text, text
+
+
+def test_examples_must_match_their_declared_schema(tmp_path):
+    problems = _problems(tmp_path, {
+        "actions/warehouses.yaml": ("      - {label: \"Starter Warehouse (RUNNING)\", value: 1234567890abcdef}",
+                                    "      - {label: 42, value: 1234567890abcdef}")})
+    assert any(p.startswith("actions/warehouses.yaml: pickers/0/example_output/0/label") and "does not match" in p
+               for p in problems), problems
+
+
+def test_rules_must_name_inputs_of_their_action(tmp_path):
+    problems = _problems(tmp_path, {"actions/jobs.yaml": ("      - exclusive: [cron_schedule, schedule]\n",
+                                                          "      - exclusive: [cron_schedule, schedul]\n")})
+    assert any(p.startswith("actions/jobs.yaml: actions/0/rules/0") and "'schedul'" in p for p in problems), problems
+
+
+def test_the_cache_follows_the_code_that_resolves_the_manifest():
+    files = {f.name for f in M._files(ROOT / "connector.yaml")}
+    assert {"manifest.py", "manifest.schema.json", "connector.yaml", "jobs.yaml"} <= files
+
+
+def test_cold_start_actions_keep_the_fast_input_check(resolved):
+    """Form hints are annotations: the common reads stay on the fast path (no jsonschema import)."""
+    from databricks_connector.inputs import _fast_valid, _plan
+
+    by_key = {a["key"]: a for a in resolved["actions"]}
+    for key in ("get_cluster", "get_current_user", "get_statement", "get_sql_warehouse", "get_run"):
+        assert _plan(by_key[key]) is not False, key
+    assert _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "arrays", "decimals_as": "string"})
+    assert not _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "tables"})
+    assert _plan(by_key["create_cluster"]) is False           # cross-field rules: jsonschema decides

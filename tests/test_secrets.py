@@ -174,10 +174,11 @@ def test_pickers_never_show_a_secret(emulator, picker, capsys, caplog):
     user = fresh_user_due(emulator)
     errors = []
     for conn in (pat, sp, user):
-        ONE_SHOT.pick(picker, conn, {"debug": True})
+        inputs = {"debug": True, **S.picker_inputs(emulator, ONE_SHOT, conn, picker)}
+        ONE_SHOT.pick(picker, conn, inputs)
         emulator.faults.add(r"/api/.*", "500", times=None)
         with pytest.raises(ConnectorError) as exc:
-            ONE_SHOT.pick(picker, conn, {"debug": True})
+            ONE_SHOT.pick(picker, conn, inputs)
         emulator.faults.clear()
         errors.append(exc.value)
     out, err = capsys.readouterr()

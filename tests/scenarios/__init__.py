@@ -69,6 +69,23 @@ def scenario(key: str, **meta):
     return deco
 
 
+# Pickers that need inputs (a dependent picker takes another input's value): (emulator, connector,
+# conn) -> inputs. A picker not listed here is called with no inputs.
+PICKER_SCENARIOS: dict = {}
+
+
+def picker_scenario(key: str):
+    def deco(fn):
+        PICKER_SCENARIOS[key] = fn
+        return fn
+    return deco
+
+
+def picker_inputs(emulator, connector, conn, key: str) -> dict:
+    prepare = PICKER_SCENARIOS.get(key)
+    return prepare(emulator, connector, conn) if prepare else {}
+
+
 # --------------------------------------------------------------------------- helpers
 
 def manifest_actions(connector) -> list[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from . import SCENARIO_NOTEBOOK, fast_jobs, scenario
+from . import SCENARIO_NOTEBOOK, fast_jobs, picker_scenario, scenario
 
 
 # --------------------------------------------------------------------------- jobs
@@ -127,3 +127,15 @@ def _export_run(emulator, connector, conn):
     _, run_id = _run(emulator, connector, conn)
     run = connector.run("get_run", conn, {"run_id": run_id})
     return {"run_id": run["tasks"][0]["run_id"]}
+
+
+# --------------------------------------------------------------------------- pickers that take another input
+
+@picker_scenario("select_job_task")
+def _select_job_task(emulator, connector, conn):
+    return {"job_id": _job(emulator, connector, conn)}
+
+
+@picker_scenario("select_run_task")
+def _select_run_task(emulator, connector, conn):
+    return {"run_id": _run(emulator, connector, conn, finished=False)[1]}
