@@ -801,6 +801,10 @@ def new_sql_rows(session, inputs, poll):
     base = inputs["query"].strip().rstrip(";").strip()
     order = [col] + ([key] if key else [])
     if poll.first:
+        # The query's columns first (no rows), so a cursor or key that is not one of them is an
+        # input error, whatever the engine would say of a query that names a missing column.
+        _, types = _trigger_sql(session, inputs, poll, f"SELECT * FROM ({base}) AS trigger_rows LIMIT 0")
+        _check_columns(types, col, key)
         # Where the stream stands (and the cursor column's type): the last row in the cursor order.
         last, types = _trigger_sql(session, inputs, poll, f"SELECT {', '.join(map(_quoted, order))} FROM ({base}) "
                                    f"AS trigger_rows ORDER BY {', '.join(_quoted(c) + ' DESC' for c in order)} LIMIT 1")
@@ -824,12 +828,7 @@ def new_sql_rows(session, inputs, poll):
     limit = inputs.get("max_rows") or 1000
     rows, types = _trigger_sql(session, inputs, poll, f"SELECT * FROM ({base}) AS trigger_rows {where} ORDER BY "
                                f"{', '.join(_quoted(c) + ' ASC' for c in order)} LIMIT {limit + 1}", params or None)
-    if col not in types:
-        raise InputError([{"key": "cursor_column", "label": "Cursor Column",
-                           "reason": f"{col!r} is not a column of the query (it has {', '.join(types) or 'no columns'})"}])
-    if key and key not in types:
-        raise InputError([{"key": "unique_key", "label": "Unique Key Column",
-                           "reason": f"{key!r} is not a column of the query (it has {', '.join(types)})"}])
+    _check_columns(types, col, key)
     if len(rows) > limit:
         rows = rows[:limit]
         poll.more = True
@@ -850,6 +849,18 @@ def new_sql_rows(session, inputs, poll):
     # The cursor says what was emitted (rows after it are new); only this poll's keys are kept.
     poll.seen = emitted or poll.seen
     return poll.result()
+
+
+def _check_columns(types: dict, col: str, key: str | None) -> None:
+    problems = []
+    if col not in types:
+        problems.append({"key": "cursor_column", "label": "Cursor Column",
+                         "reason": f"{col!r} is not a column of the query (it has {', '.join(types) or 'no columns'})"})
+    if key and key not in types:
+        problems.append({"key": "unique_key", "label": "Unique Key Column",
+                         "reason": f"{key!r} is not a column of the query (it has {', '.join(types) or 'no columns'})"})
+    if problems:
+        raise InputError(problems)
 
 
 def _typed(type_text):

@@ -379,7 +379,8 @@ def _validate_tasks(st, tasks: Any, job_clusters: list, *, submit: bool = False)
         if jck is not None:
             if submit:
                 raise invalid_parameter(f"Task {key}: job_cluster_key is not supported in runs/submit.")
-            if jck not in {c.get("job_cluster_key") for c in job_clusters or []}:
+            if not isinstance(jck, str) or jck not in {c.get("job_cluster_key") for c in job_clusters or []
+                                                       if isinstance(c, dict) and isinstance(c.get("job_cluster_key"), str)}:
                 raise invalid_parameter(f"Task {key} refers to job cluster {jck}, which is not defined in job_clusters.")
         if t.get("run_if") is not None and t["run_if"] not in _RUN_IF:
             raise invalid_parameter(f"Task {key}: invalid run_if {t['run_if']!r}.")
@@ -428,6 +429,8 @@ def _validate_settings(st, s: dict, version: str) -> dict:
         k = c.get("job_cluster_key") if isinstance(c, dict) else None
         if not k:
             raise invalid_parameter("Missing required field: job_clusters.job_cluster_key")
+        if not isinstance(k, str):
+            raise invalid_parameter(f"Invalid job_cluster_key {k!r}: it must be a string.")
         if k in jkeys:
             raise invalid_parameter(f"Job cluster key {k} is duplicated.")
         jkeys.add(k)

@@ -344,3 +344,23 @@ def test_cold_start_actions_keep_the_fast_input_check(resolved):
     assert _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "arrays", "decimals_as": "string"})
     assert not _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "tables"})
     assert _plan(by_key["create_cluster"]) is False           # cross-field rules: jsonschema decides
+
+
+def test_no_yaml_flow_mapping_was_split_on_a_comma(raw):
+    """`{description: a, b}` in YAML is {description: "a", "b": null}: prose with commas in a flow
+    mapping must be quoted. A key with a null value and a space or final punctuation in it is the
+    sign of such a split anywhere in the manifest."""
+    found = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if v is None and isinstance(k, str) and (" " in k or k.endswith((".", ")", ","))):
+                    found.append(f"{path}/{k}")
+                walk(v, f"{path}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}/{i}")
+
+    walk(raw, "")
+    assert not found, f"quote these values in the manifest: {found}"

@@ -21,7 +21,7 @@ from databricks_connector.triggers import MEMORY, Poll
 
 from tests import scenarios as S
 
-TASKS = [{"task_key": "main", "notebook_task": {"notebook_path": "/Shared/trigger"}}]
+TASKS = [{"task_key": "main", "notebook_task": {"notebook_path": S.SCENARIO_NOTEBOOK}}]   # seeded by S.fast_jobs
 
 
 @pytest.fixture(autouse=True)
