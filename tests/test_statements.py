@@ -397,7 +397,7 @@ def test_emulator_wait_timeout_with_cancel(emulator, sql, wid):
 
 
 def test_converter_handles_nulls_non_finite_and_every_shape():
-    from databricks_connector.actions.statements import Converter
+    from databricks_connector.results import Converter
 
     cols = [{"name": "i", "type_name": "INT"}, {"name": "f", "type_name": "DOUBLE"}, {"name": "b", "type_name": "BOOLEAN"},
             {"name": "t", "type_name": "TIMESTAMP"}, {"name": "j", "type_name": "ARRAY"},
