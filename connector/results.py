@@ -276,16 +276,31 @@ class AtomicFile:
 
 # =========================================================================== value conversion
 
+def _int(v):
+    if v is None:
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return v                                    # not a number after all: the text as sent
+
+
 def _ints(col):
     if None not in col:
-        return list(map(int, col))
-    return [None if v is None else int(v) for v in col]
+        try:
+            return list(map(int, col))
+        except (TypeError, ValueError):
+            pass
+    return list(map(_int, col))
 
 
 def _float(v):
     if v is None:
         return None
-    f = float(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v                                    # not a number after all: the text as sent
     return f if math.isfinite(f) else v            # NaN/Infinity stay text: JSON has no such numbers
 
 
@@ -295,7 +310,7 @@ def _floats(col):
             out = list(map(float, col))
             if all(map(math.isfinite, out)):
                 return out
-        except ValueError:
+        except (TypeError, ValueError):
             pass
     return list(map(_float, col))
 

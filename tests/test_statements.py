@@ -324,7 +324,7 @@ def test_output_file_jsonl_and_csv_hold_every_row(connector, conn, emulator, sql
     assert rows[0] == ["id", "label", "fifth"] and len(rows) == 5001
     assert rows[1] == ["0", "even", "true"] and rows[2] == ["1", "", "false"]
     assert [int(r[0]) for r in rows[1:]] == list(range(5000))
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".sql-result-")]     # no temporary file left
+    assert sorted(os.listdir(tmp_path)) == ["rows.csv", "rows.jsonl"]                # no part file left
 
 
 def test_output_file_needs_an_existing_folder(connector, pat, wid, tmp_path):
