@@ -171,15 +171,25 @@ def _submit(session, body: dict, deadline: float) -> dict:
 
 # --------------------------------------------------------------------------- actions
 
+def _wire_format(inputs) -> str:
+    """The result format asked of Databricks: Format, except that an Arrow or Parquet file is
+    always fetched as ARROW_STREAM (its batches are written as they are)."""
+    path = inputs.get("output_path")
+    if path and results.file_format(path, inputs.get("output_format")) in results.ARROW_FILE_FORMATS:
+        return "ARROW_STREAM"
+    return inputs.get("format") or "JSON_ARRAY"
+
+
 def _problems(inputs) -> list:
     """Every input this step could refuse, before any request."""
-    fmt = inputs.get("format") or "JSON_ARRAY"
+    fmt = _wire_format(inputs)
     disposition = inputs.get("disposition") or "auto"
     output_path = inputs.get("output_path")
     problems = []
     if fmt == "ARROW_STREAM" and not results.have_pyarrow():
-        problems.append({"key": "format", "label": "Format", "reason": "ARROW_STREAM needs the optional pyarrow package "
-                         "(pip install 'databricks-connector[arrow]'); choose JSON_ARRAY or CSV"})
+        key, label = ("format", "Format") if (inputs.get("format") == "ARROW_STREAM") else ("output_path", "Output File")
+        problems.append({"key": key, "label": label, "reason": "ARROW_STREAM (and Arrow or Parquet files) need the "
+                         "optional pyarrow package (pip install 'databricks-connector[arrow]'); choose JSON_ARRAY or CSV"})
     if fmt != "JSON_ARRAY" and disposition == "INLINE":
         problems.append({"key": "disposition", "label": "Disposition", "reason": f"INLINE results are JSON_ARRAY only; "
                          f"{fmt} needs EXTERNAL_LINKS (or auto)"})
@@ -199,7 +209,7 @@ def _problems(inputs) -> list:
 def execute_sql_statement(session, inputs):
     started = time.monotonic()
     deadline = started + float(inputs["timeout_seconds"])
-    fmt = inputs.get("format") or "JSON_ARRAY"
+    fmt = _wire_format(inputs)
     disposition = inputs.get("disposition") or "auto"
     problems = _problems(inputs)
     if problems:

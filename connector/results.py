@@ -48,9 +48,12 @@ from .errors import ConnectorError
 
 STATEMENTS_API = "/api/2.0/sql/statements"
 CHUNK_WORKERS = 6          # result chunks in flight (memory: at most this many raw chunks + one parsed)
+FILE_WORKERS = 3           # chunks in flight when rows go to a file (fewer: memory stays flat; three keep the encoder busy)
 REFETCHES = 1              # a chunk that does not match its manifest is fetched this many more times
-FORMATS_BY_EXTENSION = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
-FILE_FORMATS = ("jsonl", "json", "csv")
+FORMATS_BY_EXTENSION = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+                        ".arrow": "arrow", ".arrows": "arrow", ".parquet": "parquet"}
+FILE_FORMATS = ("jsonl", "json", "csv", "arrow", "parquet")
+ARROW_FILE_FORMATS = ("arrow", "parquet")      # need pyarrow; written from ARROW_STREAM chunks as they are
 
 
 # =========================================================================== ordered, bounded
@@ -147,7 +150,8 @@ _END = object()
 
 def file_format(path: str | None, given: str | None = None) -> str:
     """The file format: the one given, else the one the extension names (``.csv``; ``.jsonl``
-    and ``.ndjson``: JSON Lines; ``.json``: one JSON array), else JSON Lines."""
+    and ``.ndjson``: JSON Lines; ``.json``: one JSON array; ``.arrow``/``.arrows``: an Arrow IPC
+    stream; ``.parquet``), else JSON Lines."""
     if given:
         return given
     ext = os.path.splitext(str(path or ""))[1].lower()
@@ -243,11 +247,17 @@ class AtomicFile:
         self._fh.write(data)
         self.size += len(data)
 
+    @property
+    def stream(self):
+        """The underlying binary file, for writers that write to a file object themselves."""
+        return self._fh
+
     def commit(self) -> int:
         """Flush to disk and move into place; returns the size in bytes."""
         fh = self._fh
         fh.flush()
         os.fsync(fh.fileno())
+        self.size = os.fstat(fh.fileno()).st_size
         fh.close()
         os.replace(self.part, self.path)
         self.done = True
@@ -511,51 +521,120 @@ def _line_json(v):
     return _ROW_ENCODER.encode(json.loads(v))
 
 
-_LINE_SCALAR = {None: "('null' if {v} is None else _s({v}))",
-                "int": "('null' if {v} is None else int({v}))",
-                "float": "('null' if {v} is None else _f({v}))",
-                "bool": "_b[{v}]",
-                "ts": "('null' if {v} is None else _s({v}.replace(' ', 'T', 1)))",
-                "json": "('null' if {v} is None else _j({v}))"}
+# Column-wise JSON text of one chunk's values, by column kind. Each runs at C speed in the common
+# case (map over a C function, one regular expression over the joined column) and raises
+# TypeError/ValueError/KeyError for a value the careful path must decide.
+def _canonical_ints(joined: str, count: int) -> bool:
+    """True when ``joined`` is ``count`` integers in canonical JSON form (``0`` or ``-?[1-9][0-9]*``),
+    one per line: then Databricks' text is already what ``json.dumps(int(text))`` writes. Checked
+    with a few scans at C speed; anything unusual (a leading zero, a sign, a space, a non-ASCII
+    digit) says False and the values are converted one by one."""
+    lines = "\n" + joined + "\n"
+    if joined.count("\n") != count - 1 or "\n\n" in lines or "-0" in joined or "-\n" in lines:
+        return False
+    digits = joined.replace("\n", "").replace("-", "")
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    if joined.count("-") != lines.count("\n-"):
+        return False                                        # a minus sign inside a number
+    if "\n0" in lines:                                     # a zero, or a leading zero (not canonical)?
+        apart = lines.replace("\n", "\n\n")                # every value between its own two newlines
+        return apart.count("\n0\n") == apart.count("\n0")
+    return True
+
+
+def _json_texts(values):
+    if None in values:
+        return ["null" if v is None else _ENCODE_STRING(v) for v in values]
+    return list(map(_ENCODE_STRING, values))
+
+
+def _json_ints(values):
+    if None in values:
+        return ["null" if v is None else int(v) for v in values]
+    if _canonical_ints("\n".join(values), len(values)):
+        return values                                     # Databricks' text is already the JSON
+    return list(map(int, values))                         # e.g. 007, +1: written as int() reads them
+
+
+def _json_floats(values):
+    if None in values:
+        return ["null" if v is None else _line_float(v) for v in values]
+    floats = list(map(float, values))
+    if math.isfinite(math.fsum(floats)):
+        return _Reprs(floats)                             # written with repr() by the row template itself
+    return list(map(_line_float, values))               # NaN/Infinity stay text
+
+
+class _Reprs(list):
+    """Values the row template writes with ``!r`` (finite floats: their repr is their JSON)."""
+
+
+def _json_bools(values):
+    return list(map(_LINE_BOOL.__getitem__, values))
+
+
+def _json_timestamps(values):
+    return ["null" if v is None else _ENCODE_STRING(v.replace(" ", "T", 1)) for v in values]
+
+
+def _json_complex(values):
+    return ["null" if v is None else _line_json(v) for v in values]
+
+
+_LINE_COLUMN = {None: _json_texts, "int": _json_ints, "float": _json_floats, "bool": _json_bools,
+                "ts": _json_timestamps, "json": _json_complex}
+
+
+def _literal(text: str) -> str:
+    """``text`` as literal characters of a generated f-string."""
+    return (text.replace("\\", "\\\\").replace('"', '\\"').replace("{", "{{").replace("}", "}}")
+            .replace("\n", "\\n").replace("\r", "\\r"))
 
 
 class LineEncoder:
     """Text rows -> JSON text, one row per line, exactly as ``json.dumps(converted_row,
-    ensure_ascii=False, separators=(",", ":"))`` would write each (a test proves it), but one
-    generated f-string comprehension per chunk instead of one encoder call per row: the fast
-    path writes a file at the speed rows reach memory. A chunk the fast path cannot take goes
-    through the ``Converter`` and the standard encoder."""
+    ensure_ascii=False, separators=(",", ":"))`` would write each (a test proves it), but column
+    by column at C speed and joined by one generated f-string comprehension, instead of one
+    encoder call per row: a file is written at the speed rows reach memory. A chunk the fast path
+    cannot take goes through the ``Converter`` and the standard encoder."""
 
     def __init__(self, converter: Converter):
         self.converter = converter
-        key = ("lines", converter.shape, tuple(converter.names), tuple(converter.kinds))
-        self._fast = _GENERATED.get(key, self._compile) if converter.columns else None
+        self.width = len(converter.columns)
+        self.encoders = [_LINE_COLUMN[k] for k in converter.kinds]
+        self.key = ("lines", converter.shape, tuple(converter.names))
 
-    def _compile(self):
+    def _join(self, columns: list):
+        """The row template for these columns (``!r`` for _Reprs columns), generated once per shape."""
+        flags = tuple(type(col) is _Reprs for col in columns)
+        return _GENERATED.get(self.key + (flags,), lambda: self._compile(flags))(columns)
+
+    def _compile(self, flags):
         c = self.converter
         n = len(c.columns)
-        vs = [f"v{j}" for j in range(n)]
-        env = {"_s": _ENCODE_STRING, "_f": _line_float, "_b": _LINE_BOOL, "_j": _line_json}
         parts = []
-        for j, (v, k) in enumerate(zip(vs, c.kinds)):
+        for j in range(n):
             if c.shape == "arrays":
                 lead = "[" if j == 0 else ","
             else:
                 lead = ("{" if j == 0 else ",") + _ENCODE_STRING(c.names[j]) + ":"
-            env[f"_p{j}"] = lead
-            parts.append("{_p%d}{%s}" % (j, _LINE_SCALAR[k].format(v=v)))
-        env["_end"] = "]" if c.shape == "arrays" else "}"
-        target = ", ".join(vs) + ("," if n == 1 else "")
-        code = f"def lines(rows):\n    return [f\"{''.join(parts)}{{_end}}\" for {target} in rows]\n"
-        return _generate(code, env, "lines")
+            parts.append(_literal(lead) + ("{t%d!r}" if flags[j] else "{t%d}") % j)
+        end = "]" if c.shape == "arrays" else "}"
+        names = ", ".join(f"t{j}" for j in range(n)) + ("," if n == 1 else "")
+        code = (f"def lines(columns):\n"
+                f"    return [f\"{''.join(parts)}{_literal(end)}\" for {names} in zip(*columns)]\n")
+        return _generate(code, {}, "lines")
 
-    def __call__(self, rows: list) -> list:
-        """The JSON text of each row (a list of str)."""
+    def __call__(self, rows: list, checked: bool = False) -> list:
+        """The JSON text of each row (a list of str). ``checked``: every row is known to be a list
+        with one value per column (the chunk check did it)."""
         if not rows:
             return []
-        if self._fast is not None and not self.converter.csv_nulls:
+        if self.width and not self.converter.csv_nulls:
             try:
-                return self._fast(rows)
+                if checked or set(map(len, rows)) == {self.width}:
+                    return self._join([enc(col) for enc, col in zip(self.encoders, zip(*rows))])
             except (TypeError, ValueError, KeyError, AttributeError):
                 pass
         return list(map(_ROW_ENCODER.encode, self.converter(rows)))
@@ -617,7 +696,7 @@ class _FileSink:
         for k in range(0, len(rows), self.BATCH):
             batch = rows[k:k + self.BATCH]
             lead = ("[\n" if self.count == 0 else sep) if self.fmt == "json" else ""
-            text = sep.join(self.lines(batch))
+            text = sep.join(self.lines(batch, checked=True))
             try:
                 data = (lead + text).encode("utf-8")
             except UnicodeEncodeError:                           # a lone surrogate: escape, stay valid JSON
@@ -634,6 +713,62 @@ class _FileSink:
         self.file.discard()
 
 
+class _ArrowSink:
+    """Arrow IPC stream or Parquet file from ARROW_STREAM chunks: each chunk's record batches are
+    written as they are (no value conversion), so the file is written at the speed it downloads."""
+    kind = "file"
+
+    def __init__(self, path: str, fmt: str, columns: list):
+        self.fmt = fmt
+        self.columns = columns
+        self.file = AtomicFile(path)
+        self.writer = None
+        self.schema = None
+        self.count = 0
+
+    def _open(self, schema):
+        import pyarrow as pa
+
+        self.schema = schema
+        out = pa.PythonFile(self.file.stream, mode="w")
+        if self.fmt == "arrow":
+            self.writer = pa.ipc.new_stream(out, schema)
+        else:
+            import pyarrow.parquet as pq
+
+            self.writer = pq.ParquetWriter(out, schema)
+
+    def add(self, table) -> None:
+        import pyarrow as pa
+
+        if self.writer is None:
+            self._open(table.schema)
+        elif not table.schema.equals(self.schema):
+            try:
+                table = table.cast(self.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
+                raise ConnectorError("server_error", "The Arrow schema of a result chunk differs from the first "
+                                     f"chunk's and cannot be converted: {str(exc)[:200]}",
+                                     hint="Write the result as JSON Lines or CSV instead (Output Format).") from None
+        if table.num_rows:
+            self.writer.write_table(table)
+        self.count += table.num_rows
+
+    def commit(self) -> int:
+        import pyarrow as pa
+
+        if self.writer is None:                   # no rows at all: the columns, typed as the manifest says nothing
+            self._open(pa.schema([(c.get("name") or f"col_{i}", pa.string()) for i, c in enumerate(self.columns)]))
+        self.writer.close()
+        return self.file.commit()
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        self.file.discard()
+
+
 # =========================================================================== statement chunks
 
 def _chunk_path(statement_id: str, index: int) -> str:
@@ -644,8 +779,10 @@ class StatementChunks:
     """The chunks of one statement result: fetched (worker threads: network only), parsed and
     checked against the manifest (the caller's thread)."""
 
-    def __init__(self, session, statement_id: str, manifest: dict | None, first: dict | None = None):
+    def __init__(self, session, statement_id: str, manifest: dict | None, first: dict | None = None,
+                 tables: bool = False):
         self.session = session
+        self.tables = tables and (manifest or {}).get("format") == "ARROW_STREAM"   # Arrow tables, not rows
         self.sid = statement_id
         self.manifest = manifest or {}
         self.format = self.manifest.get("format") or "JSON_ARRAY"
@@ -752,6 +889,8 @@ class StatementChunks:
         if not isinstance(data, dict):
             raise _BadChunk(f"the answer is {type(data).__name__}, not a ResultData object")
         if kind == "links":
+            if self.tables:
+                return _link_meta(data), self._arrow_table(blobs)
             rows = []
             for blob in blobs:
                 rows.extend(self._parse_external(blob, i))
@@ -764,6 +903,19 @@ class StatementChunks:
                 raise _BadChunk(f"data_array is {type(rows).__name__}, not an array of rows")
             return data, rows
         return data, None                                 # no data_array at all
+
+    def _arrow_table(self, blobs: list):
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        try:
+            tables = [pyarrow.ipc.open_stream(b).read_all() for b in blobs]
+            if not tables:
+                return pa.table({})
+            return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+        except Exception as exc:  # noqa: BLE001 - a truncated or corrupt download, whatever the parser says
+            raise _BadChunk(f"the downloaded ARROW_STREAM data cannot be read ({type(exc).__name__}: "
+                            f"{str(exc)[:120]})") from None
 
     def _parse_external(self, blob: bytes, index: int) -> list:
         try:
@@ -812,7 +964,10 @@ class StatementChunks:
             return f"the answer says the next chunk is {nxt!r}, expected {i + 1}"
         if nxt is not None and i + 1 >= self.total:
             return f"the answer says chunk {nxt} follows, but the manifest has {self.total} chunk(s)"
-        if rows and self.format != "ARROW_STREAM":
+        if self.tables and rows is not None:
+            if len(rows) and self.columns and rows.num_columns != len(self.columns):
+                return f"a record batch does not have {len(self.columns)} columns"
+        elif rows and self.format != "ARROW_STREAM":
             if set(map(type, rows)) != {list}:
                 return "a row is not an array of values"
             if self.columns and set(map(len, rows)) != {len(self.columns)}:
@@ -835,7 +990,7 @@ class StatementChunks:
                 meta, rows, reason = {}, None, str(exc)
             fetched = None
             if reason is None:
-                return meta, rows or []
+                return meta, (rows if rows is not None else [])
         promise = self.promises.get(i) or {}
         raise ConnectorError(
             "server_error",
@@ -1022,26 +1177,38 @@ def manifest_summary(manifest: dict | None) -> dict:
 
 def statement_result(session, doc: dict, *, max_rows: int | None = None, shape: str = "objects",
                      decimals_as: str = "string", output_path: str | None = None, output_format: str | None = None,
-                     workers: int = CHUNK_WORKERS) -> dict:
+                     workers: int | None = None) -> dict:
     """Every row of a SUCCEEDED StatementResponse ``doc``: in memory (``rows``) or written to
     ``output_path`` (then ``output_path``, ``output_format``, ``bytes_written`` instead of rows).
     Also ``columns``, ``row_count``, ``truncated``, ``truncated_by`` and a ``manifest`` summary.
     Check the file first with ``check_file`` (before the statement runs)."""
     sid = doc.get("statement_id")
     manifest = doc.get("manifest") or {}
-    chunks = StatementChunks(session, sid, manifest, doc.get("result"))
+    fmt = file_format(output_path, output_format) if output_path else None
+    arrow_file = fmt in ARROW_FILE_FORMATS
+    if arrow_file and manifest.get("format") != "ARROW_STREAM":
+        raise ConnectorError("server_error", f"An {fmt} file is written from ARROW_STREAM chunks, but the result is "
+                             f"{manifest.get('format')}", details={"statement_id": sid},
+                             hint="Run the statement with Format ARROW_STREAM, or write JSON Lines or CSV.")
+    chunks = StatementChunks(session, sid, manifest, doc.get("result"), tables=arrow_file)
     columns = chunks.columns
     indexes = chunks.indexes(max_rows)
     converter = Converter(columns, shape=shape, decimals_as=decimals_as, csv_nulls=chunks.format == "CSV")
-    fmt = file_format(output_path, output_format) if output_path else None
-    sink = _FileSink(output_path, fmt, converter, columns) if output_path else _MemorySink(converter)
+    if not output_path:
+        sink = _MemorySink(converter)
+    elif arrow_file:
+        sink = _ArrowSink(output_path, fmt, columns)
+    else:
+        sink = _FileSink(output_path, fmt, converter, columns)
+    if workers is None:
+        workers = CHUNK_WORKERS if sink.kind == "memory" else FILE_WORKERS
     count = 0
     capped = False
     try:
-        with (gc_paused() if sink.kind == "memory" else contextlib.nullcontext()):
+        with gc_paused():
             for i, rows in chunks.stream(indexes, workers=workers):
                 if max_rows is not None and count + len(rows) > max_rows:
-                    rows = rows[:max_rows - count]
+                    rows = rows.slice(0, max_rows - count) if chunks.tables else rows[:max_rows - count]
                     capped = True
                 sink.add(rows)
                 count += len(rows)

@@ -270,6 +270,49 @@ def test_a_format_given_wins_over_the_extension(connector, pat, sql, wid, tmp_pa
     assert json.loads(empty.read_text()) == []
 
 
+@pytest.mark.parametrize("name", ["rows.arrow", "rows.parquet"])
+def test_an_arrow_or_parquet_file_holds_every_row(connector, pat, emulator, sql, wid, tmp_path, name):
+    pa = pytest.importorskip("pyarrow")
+    before = len(emulator.requests)
+    target = tmp_path / name
+    out = run(connector, pat, warehouse_id=wid, statement=STMT.format(n=50), output_path=str(target))
+    assert out["output_format"] == name.split(".")[1] and out["row_count"] == 50
+    assert out["bytes_written"] == target.stat().st_size
+    body = _posts(emulator, before)[0]["json"]
+    assert body["format"] == "ARROW_STREAM" and body["disposition"] == "EXTERNAL_LINKS"
+    if name.endswith(".arrow"):
+        import pyarrow.ipc
+
+        table = pyarrow.ipc.open_stream(target.read_bytes()).read_all()
+    else:
+        import pyarrow.parquet
+
+        table = pyarrow.parquet.read_table(target)
+    assert table.column("id").to_pylist() == list(range(50))
+    assert table.column("name").to_pylist() == [f"r{i}" for i in range(50)]
+    assert listing(tmp_path) == [name]
+
+
+def test_an_arrow_chunk_with_rows_missing_is_refused(connector, via, proxy, sql, wid, tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    def lose(a):
+        table = pyarrow.ipc.open_stream(a.body).read_all().slice(0, 7)
+        sink = pa.BufferOutputStream()
+        with pyarrow.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        a.body = sink.getvalue().to_pybytes()
+    proxy.on(r"^/__link__/.*/2$", lose)
+    for target in (tmp_path / "rows.arrow", None):
+        with pytest.raises(ConnectorError) as err:
+            run(connector, via, warehouse_id=wid, statement=STMT.format(n=50), format="ARROW_STREAM",
+                **({"output_path": str(target)} if target else {}))
+        assert err.value.type == "server_error" and "holds 7 rows" in err.value.message
+    assert listing(tmp_path) == []
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_a_new_file_gets_the_users_umask(connector, pat, sql, wid, tmp_path, mask):
     old = os.umask(mask)
