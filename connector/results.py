@@ -48,7 +48,7 @@ from .errors import ConnectorError
 
 STATEMENTS_API = "/api/2.0/sql/statements"
 CHUNK_WORKERS = 6          # result chunks in flight (memory: at most this many raw chunks + one parsed)
-FILE_WORKERS = 3           # chunks in flight when rows go to a file (fewer: memory stays flat; three keep the encoder busy)
+FILE_WORKERS = 3           # chunks in flight when rows go to a file (fewer: the peak stays flat; three keep it busy)
 REFETCHES = 1              # a chunk that does not match its manifest is fetched this many more times
 FORMATS_BY_EXTENSION = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
                         ".arrow": "arrow", ".arrows": "arrow", ".parquet": "parquet"}
@@ -233,7 +233,7 @@ class AtomicFile:
         try:
             with contextlib.suppress(FileNotFoundError):
                 st = os.stat(self.path)
-                if stat.S_ISREG(st.st_mode):
+                if stat.S_ISREG(st.st_mode) and hasattr(os, "fchmod"):
                     os.fchmod(fd, stat.S_IMODE(st.st_mode))      # a replaced file keeps its permissions
             self._fh = os.fdopen(fd, "wb", buffering=1 << 20)
         except BaseException:

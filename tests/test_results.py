@@ -510,3 +510,24 @@ def test_the_line_encoder_writes_what_the_standard_encoder_writes():
         assert lines == standard
 
     check()
+
+
+def test_the_cli_writes_the_format_of_the_extension_with_the_umask(emulator, pat, sql, wid, tmp_path):
+    """#13: `--output rows.csv` with no Output Format writes CSV; the file gets the user's umask."""
+    import subprocess
+    import sys
+
+    conn_file = tmp_path / "conn.json"
+    conn_file.write_text(json.dumps(pat))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    target = tmp_path / "rows.csv"
+    proc = subprocess.run([sys.executable, "-m", "databricks_connector", "run", "execute_sql_statement",
+                           f"warehouse_id={wid}", f"statement={STMT.format(n=30)}", "--output", str(target),
+                           "--connection", str(conn_file)], capture_output=True, text=True, env=env, timeout=120,
+                          preexec_fn=lambda: os.umask(0o027))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["output_format"] == "csv" and out["row_count"] == 30 and out["output_path"] == str(target)
+    rows = list(csv.reader(target.read_text().splitlines()))
+    assert rows[0] == ["id", "name"] and len(rows) == 31
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
