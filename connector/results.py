@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
 import gc
 import io
 import json
@@ -39,7 +38,6 @@ import math
 import operator
 import os
 import re
-import secrets
 import stat
 import threading
 from urllib.parse import quote
@@ -215,7 +213,7 @@ def _create_beside(full: str):
     folder, name = os.path.split(full)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     for _ in range(50):
-        part = os.path.join(folder, f".{name[:200]}.{secrets.token_hex(4)}.part")
+        part = os.path.join(folder, f".{name[:200]}.{os.urandom(4).hex()}.part")
         try:
             return os.open(part, flags, 0o666), part
         except FileExistsError:
@@ -672,6 +670,8 @@ class _FileSink:
         self.lines = LineEncoder(converter) if fmt != "csv" else None
         self.count = 0
         if fmt == "csv":
+            import csv
+
             self._text = io.StringIO()
             self._csv = csv.writer(self._text, lineterminator="\n")
             self._csv.writerow([c.get("name") for c in columns])
@@ -920,6 +920,8 @@ class StatementChunks:
     def _parse_external(self, blob: bytes, index: int) -> list:
         try:
             if self.format == "CSV":
+                import csv
+
                 rows = list(csv.reader(io.StringIO(blob.decode("utf-8"))))
                 return rows[1:] if index == 0 and rows else rows    # the header row is in the first chunk only
             if self.format == "ARROW_STREAM":

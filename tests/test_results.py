@@ -531,3 +531,13 @@ def test_the_cli_writes_the_format_of_the_extension_with_the_umask(emulator, pat
     rows = list(csv.reader(target.read_text().splitlines()))
     assert rows[0] == ["id", "name"] and len(rows) == 31
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_converters_and_encoders_are_generated_once_per_result_shape():
+    from databricks_connector.results import Converter, LineEncoder
+
+    cols = [{"name": "n", "type_name": "LONG"}, {"name": "s", "type_name": "STRING"}]
+    a, b = Converter(cols, shape="arrays"), Converter(list(cols), shape="arrays")
+    assert a._fast is b._fast                                   # one compiled function for the process
+    assert Converter(cols, shape="objects")._fast is not a._fast
+    assert LineEncoder(a)([["1", "x"]]) == ['[1,"x"]'] and LineEncoder(b)([["2", None]]) == ["[2,null]"]
