@@ -681,7 +681,12 @@ class _FileSink:
         data = self._text.getvalue()
         self._text.seek(0)
         self._text.truncate()
-        self.file.write(data.encode("utf-8"))
+        try:
+            self.file.write(data.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ConnectorError("server_error", "A value of the result holds text that UTF-8 cannot carry (a lone "
+                                 "surrogate), so it cannot be written to a CSV file unchanged",
+                                 hint="Write JSON Lines instead (Output Format jsonl): JSON escapes such text.") from None
 
     def add(self, rows: list) -> None:
         if self.fmt == "csv":
