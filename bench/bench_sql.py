@@ -209,8 +209,8 @@ def _rate(r, wire=None) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="200,000 rows (and 20,000 for the memory check), 2 rounds")
-    p.add_argument("--rounds", type=int, help="interleaved memory/file rounds per network (3; 2 with --quick)")
+    p.add_argument("--quick", action="store_true", help="200,000 rows (and 20,000 for the memory check), 3 rounds")
+    p.add_argument("--rounds", type=int, help="interleaved memory/file rounds per network (5; 3 with --quick)")
     p.add_argument("--json-out", help="write every figure and target verdict to this file as JSON")
     p.add_argument("--ratio-only", action="store_true", help="only the memory/file rounds, the plain loop and the memory check")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -228,7 +228,7 @@ def main() -> int:
         return 0
 
     big, small = (200_000, 20_000) if args.quick else (1_000_000, 100_000)
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (3 if args.quick else 5)
     arrow = _have("pyarrow")
     sdk = _have("databricks.sdk")
     t_start = time.monotonic()

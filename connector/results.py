@@ -558,14 +558,10 @@ def _json_ints(values):
 def _json_floats(values):
     if None in values:
         return ["null" if v is None else _line_float(v) for v in values]
-    floats = list(map(float, values))
-    if math.isfinite(math.fsum(floats)):
-        return _Reprs(floats)                             # written with repr() by the row template itself
-    return list(map(_line_float, values))               # NaN/Infinity stay text
-
-
-class _Reprs(list):
-    """Values the row template writes with ``!r`` (finite floats: their repr is their JSON)."""
+    out = list(map(repr, map(float, values)))
+    if "n" in "".join(out):                             # nan or inf: finite reprs hold no "n"
+        return list(map(_line_float, values))           # NaN/Infinity stay text
+    return out
 
 
 def _json_bools(values):
@@ -584,63 +580,50 @@ _LINE_COLUMN = {None: _json_texts, "int": _json_ints, "float": _json_floats, "bo
                 "ts": _json_timestamps, "json": _json_complex}
 
 
-def _literal(text: str) -> str:
-    """``text`` as literal characters of a generated f-string."""
-    return (text.replace("\\", "\\\\").replace('"', '\\"').replace("{", "{{").replace("}", "}}")
-            .replace("\n", "\\n").replace("\r", "\\r"))
-
-
 class LineEncoder:
     """Text rows -> JSON text, one row per line, exactly as ``json.dumps(converted_row,
     ensure_ascii=False, separators=(",", ":"))`` would write each (a test proves it), but column
-    by column at C speed and joined by one generated f-string comprehension, instead of one
-    encoder call per row: a file is written at the speed rows reach memory. A chunk the fast path
-    cannot take goes through the ``Converter`` and the standard encoder."""
+    by column and joined at C speed (``map`` over C functions, ``str.join``), instead of one
+    encoder call per row: a file is written at about the speed rows reach memory. A chunk the
+    fast path cannot take goes through the ``Converter`` and the standard encoder."""
 
     def __init__(self, converter: Converter):
         self.converter = converter
         self.width = len(converter.columns)
         self.encoders = [_LINE_COLUMN[k] for k in converter.kinds]
-        self.key = ("lines", converter.shape, tuple(converter.names))
+        if converter.shape == "arrays":
+            self.keys = None
+            self.open, self.close = "[", "]"
+        else:
+            self.keys = [_ENCODE_STRING(n) + ":" for n in converter.names]
+            self.open, self.close = "{", "}"
 
-    def _join(self, columns: list):
-        """The row template for these columns (``!r`` for _Reprs columns), generated once per shape."""
-        flags = tuple(type(col) is _Reprs for col in columns)
-        return _GENERATED.get(self.key + (flags,), lambda: self._compile(flags))(columns)
-
-    def _compile(self, flags):
-        c = self.converter
-        n = len(c.columns)
-        parts = []
-        for j in range(n):
-            if c.shape == "arrays":
-                lead = "[" if j == 0 else ","
-            else:
-                lead = ("{" if j == 0 else ",") + _ENCODE_STRING(c.names[j]) + ":"
-            parts.append(_literal(lead) + ("{t%d!r}" if flags[j] else "{t%d}") % j)
-        end = "]" if c.shape == "arrays" else "}"
-        names = ", ".join(f"t{j}" for j in range(n)) + ("," if n == 1 else "")
-        code = (f"def lines(columns):\n"
-                f"    return [f\"{''.join(parts)}{_literal(end)}\" for {names} in zip(*columns)]\n")
-        return _generate(code, {}, "lines")
-
-    def __call__(self, rows: list, checked: bool = False) -> list:
-        """The JSON text of each row (a list of str). ``checked``: every row is known to be a list
-        with one value per column (the chunk check did it)."""
+    def text(self, rows: list, sep: str = "\n", checked: bool = False) -> str:
+        """The JSON text of the rows joined by ``sep``. ``checked``: every row is known to be a
+        list with one value per column (the chunk check did it)."""
         if not rows:
-            return []
+            return ""
         if self.width and not self.converter.csv_nulls:
             try:
                 if checked or set(map(len, rows)) == {self.width}:
-                    return self._join([enc(col) for enc, col in zip(self.encoders, zip(*rows))])
+                    cols = [enc(col) for enc, col in zip(self.encoders, zip(*rows))]
+                    if self.keys is not None:
+                        cols = [map(key.__add__, col) for key, col in zip(self.keys, cols)]
+                    between = self.close + sep + self.open
+                    return self.open + between.join(map(",".join, zip(*cols))) + self.close
             except (TypeError, ValueError, KeyError, AttributeError):
                 pass
-        return list(map(_ROW_ENCODER.encode, self.converter(rows)))
+        return sep.join(map(_ROW_ENCODER.encode, self.converter(rows)))
 
-    def ascii(self, rows: list) -> list:
+    def __call__(self, rows: list, checked: bool = False) -> list:
+        """The JSON text of each row (a list of str; JSON text never holds a raw line break)."""
+        return self.text(rows, "\n", checked).split("\n") if rows else []
+
+    def ascii_text(self, rows: list, sep: str = "\n") -> str:
         """The same rows with every non-ASCII character escaped (for text UTF-8 cannot carry, such
         as a lone surrogate): still the same JSON values."""
-        return list(map(_ROW_ENCODER_ASCII.encode, self.converter(rows)))
+        return sep.join(map(_ROW_ENCODER_ASCII.encode, self.converter(rows)))
+
 
 
 # =========================================================================== sinks
@@ -659,7 +642,7 @@ class _MemorySink:
 class _FileSink:
     """Encodes each chunk in batches and writes it while the next chunks download."""
     kind = "file"
-    BATCH = 4096
+    BATCH = 16384
 
     def __init__(self, path: str, fmt: str, converter: Converter, columns: list):
         if fmt not in FILE_FORMATS:
@@ -701,11 +684,11 @@ class _FileSink:
         for k in range(0, len(rows), self.BATCH):
             batch = rows[k:k + self.BATCH]
             lead = ("[\n" if self.count == 0 else sep) if self.fmt == "json" else ""
-            text = sep.join(self.lines(batch, checked=True))
+            text = self.lines.text(batch, sep, checked=True)
             try:
                 data = (lead + text).encode("utf-8")
             except UnicodeEncodeError:                           # a lone surrogate: escape, stay valid JSON
-                data = (lead + sep.join(self.lines.ascii(batch))).encode("ascii")
+                data = (lead + self.lines.ascii_text(batch, sep)).encode("ascii")
             self.file.write(data + (b"\n" if self.fmt == "jsonl" else b""))
             self.count += len(batch)
 
