@@ -186,7 +186,9 @@ def run_child(cmd, env, expect: str):
 
 def run(ctx) -> dict:
     rounds = ctx.cold_rounds
-    vs = variants(ctx) + group_variants(ctx)
+    main, groups = variants(ctx), group_variants(ctx)
+    pairs = [groups[k:k + 2] for k in range(0, len(groups), 2)]        # (requests: G, connector: G)
+    vs = main + groups
     base_env = ctx.env(cache_dir=os.path.join(ctx.tmp, "manifest-cache"))
     # Warm-up, unmeasured: bytecode caches and the manifest cache exist, as on any worker that
     # has run a step before (the "first run" variant measures the opposite).
@@ -195,11 +197,15 @@ def run(ctx) -> dict:
         if not ok:
             say(f"  ! {name} failed in warm-up:\n{tail}")
     results = {name: {"wall": [], "rss": [], "cpu": [], "failed": 0, "error": ""} for name, *_ in vs}
+    per_round = [dict() for _ in range(rounds)]
     rng = random.Random(12345)
     t_start = time.monotonic()
     for i in range(rounds):
-        order = list(vs)
-        rng.shuffle(order)
+        # A shuffled order every round; each group's two variants run back to back (in a random
+        # order), so their per-round ratio compares runs a moment apart.
+        units = [[v] for v in main] + [rng.sample(pair, len(pair)) for pair in pairs]
+        rng.shuffle(units)
+        order = [v for unit in units for v in unit]
         for name, cmd, _, expect, fresh_cache in order:
             env = base_env
             fresh = None
@@ -211,6 +217,7 @@ def run(ctx) -> dict:
                 shutil.rmtree(fresh, True)
             r = results[name]
             if ok:
+                per_round[i][name] = wall
                 r["wall"].append(wall)
                 r["rss"].append(rss)
                 r["cpu"].append(cpu)
@@ -227,6 +234,18 @@ def run(ctx) -> dict:
         summary[name] = {"wall_ms": median(r["wall"]) * 1000, "wall_p90_ms": percentile(r["wall"], 90) * 1000,
                          "cpu_ms": median(r["cpu"]) * 1000, "rss_mb": median(r["rss"]), "n": len(r["wall"]),
                          "failed": r["failed"]}
+    def per_round_ratio(a, b):
+        """Median over the rounds of a's wall time / b's in the same round."""
+        rs = [d[a] / d[b] for d in per_round if a in d and b in d and d[b]]
+        return median(rs) if rs else float("nan")
+
+    for name, s in summary.items():
+        if s is None:
+            continue
+        base_name = f"requests: {name[len('connector: '):].rsplit(' (', 1)[0]}" if name.startswith("connector: ") \
+            else ("requests" if not name.startswith("requests: ") else None)
+        if base_name and summary.get(base_name):
+            s["vs_requests"] = per_round_ratio(name, base_name)
     base = summary.get("requests")
     rows = []
     for name, s in summary.items():
@@ -234,7 +253,7 @@ def run(ctx) -> dict:
             rows.append([name, "failed", "", "", "", "", "", ""])
             continue
         rows.append([name, f"{s['wall_ms']:.0f}", f"{s['wall_p90_ms']:.0f}", f"{s['cpu_ms']:.0f}", f"{s['rss_mb']:.1f}",
-                     f"{ratio(s['wall_ms'], base['wall_ms']):.2f}x" if base else "",
+                     f"{s.get('vs_requests', ratio(s['wall_ms'], base['wall_ms'])):.2f}x" if base else "",
                      f"{ratio(s['rss_mb'], base['rss_mb']):.2f}x" if base else "",
                      f"{s['n']}" + (f" ({s['failed']} failed)" if s["failed"] else "")])
     rows = [r for r in rows if not r[0].startswith(("requests: ", "connector: "))]
@@ -242,6 +261,7 @@ def run(ctx) -> dict:
         f"({rounds} interleaved rounds, {elapsed:.0f} s, every variant below in the same rounds)\n")
     say(table(["client", "wall p50 ms", "wall p90 ms", "CPU p50 ms", "peak RSS MB", "wall vs requests",
                "RSS vs requests", "runs"], rows))
+    say("\n  wall vs requests: the median over the rounds of each round's ratio (runs of one round are close in time).")
     say("\n### 1b. Cold start of every action group: the connector's Python API next to plain requests sending the "
         "same requests\n")
     pairs = []
@@ -251,7 +271,7 @@ def run(ctx) -> dict:
             base = summary.get(f"requests: {group}")
             pairs.append([group, name.rsplit(" (", 1)[1].rstrip(")"),
                           f"{s['wall_ms']:.0f}" if s else "failed", f"{base['wall_ms']:.0f}" if base else "failed",
-                          f"{ratio(s['wall_ms'], base['wall_ms']):.2f}x" if s and base else "",
+                          f"{s.get('vs_requests', float('nan')):.2f}x" if s and base else "",
                           f"{ratio(s['cpu_ms'], base['cpu_ms']):.2f}x" if s and base else "",
                           f"{s['rss_mb']:.1f}" if s else "", f"{base['rss_mb']:.1f}" if base else ""])
     say(table(["group", "action", "connector wall p50 ms", "requests wall p50 ms", "wall vs requests",
