@@ -522,23 +522,52 @@ def _line_json(v):
 # Column-wise JSON text of one chunk's values, by column kind. Each runs at C speed in the common
 # case (map over a C function, one regular expression over the joined column) and raises
 # TypeError/ValueError/KeyError for a value the careful path must decide.
+_DIGITS = b"0123456789"
+
+
 def _canonical_ints(joined: str, count: int) -> bool:
     """True when ``joined`` is ``count`` integers in canonical JSON form (``0`` or ``-?[1-9][0-9]*``),
-    one per line: then Databricks' text is already what ``json.dumps(int(text))`` writes. Checked
-    with a few scans at C speed; anything unusual (a leading zero, a sign, a space, a non-ASCII
+    one per line: then Databricks' text is already what ``json.dumps(int(text))`` writes. A few
+    passes over the bytes at C speed; anything unusual (a leading zero, a sign, a space, a non-ASCII
     digit) says False and the values are converted one by one."""
-    lines = "\n" + joined + "\n"
-    if joined.count("\n") != count - 1 or "\n\n" in lines or "-0" in joined or "-\n" in lines:
+    try:
+        raw = joined.encode("ascii")
+    except UnicodeEncodeError:
         return False
-    digits = joined.replace("\n", "").replace("-", "")
-    if not (digits.isascii() and digits.isdigit()):
-        return False
-    if joined.count("-") != lines.count("\n-"):
-        return False                                        # a minus sign inside a number
-    if "\n0" in lines:                                     # a zero, or a leading zero (not canonical)?
-        apart = lines.replace("\n", "\n\n")                # every value between its own two newlines
-        return apart.count("\n0\n") == apart.count("\n0")
+    if raw.translate(None, _DIGITS + b"-") != b"\n" * (count - 1):
+        return False                                        # only digits and signs, one value per line
+    lines = b"\n" + raw + b"\n"
+    if b"\n\n" in lines or b"-\n" in lines or b"-0" in raw or raw.count(b"-") != lines.count(b"\n-"):
+        return False                                        # an empty value, a lone or inner sign, -0
+    if b"\n0" in lines:                                     # a zero, or a leading zero (not canonical)?
+        apart = lines.replace(b"\n", b"\n\n")              # every value between its own two newlines
+        return apart.count(b"\n0\n") == apart.count(b"\n0")
     return True
+
+
+def _repr_floats(values) -> bool:
+    """True when every text is exactly ``repr(float(text))``: plain decimal notation with one dot,
+    no leading zero, no trailing zero but the one of ``X.0``, at most 15 significant digits (then
+    the shortest repr has exactly these digits) and not below 1e-4 (where repr writes an exponent).
+    Checked with a few passes over the bytes at C speed; then the text is written as it came."""
+    if max(map(len, values)) > 16:                          # at most 15 digits and the dot
+        return False
+    try:
+        raw = "\n".join(values).encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    n = len(values)
+    if raw.translate(None, _DIGITS + b"-") != b".\n" * (n - 1) + b".":
+        return False                                        # exactly one dot per value, nothing else
+    lines = b"\n" + raw + b"\n"
+    if b"\n." in lines or b".\n" in lines or b"-." in raw or raw.count(b"-") != lines.count(b"\n-"):
+        return False                                        # digits on both sides of the dot; a sign only first
+    apart = lines.replace(b"\n", b"\n\n")
+    if apart.count(b"\n0") != apart.count(b"\n0.") or raw.count(b"-0") != raw.count(b"-0."):
+        return False                                        # a leading zero only before the dot
+    if b"\n0.0000" in apart or b"-0.0000" in raw:
+        return False                                        # below 1e-4: repr writes 1e-05
+    return apart.count(b"0\n") == apart.count(b".0\n")      # trailing zeros: only X.0
 
 
 def _json_texts(values):
@@ -558,6 +587,8 @@ def _json_ints(values):
 def _json_floats(values):
     if None in values:
         return ["null" if v is None else _line_float(v) for v in values]
+    if _repr_floats(values):
+        return values                                     # Databricks' text is already repr(float(text))
     out = list(map(repr, map(float, values)))
     if "n" in "".join(out):                             # nan or inf: finite reprs hold no "n"
         return list(map(_line_float, values))           # NaN/Infinity stay text

@@ -541,3 +541,37 @@ def test_converters_and_encoders_are_generated_once_per_result_shape():
     assert a._fast is b._fast                                   # one compiled function for the process
     assert Converter(cols, shape="objects")._fast is not a._fast
     assert LineEncoder(a)([["1", "x"]]) == ['[1,"x"]'] and LineEncoder(b)([["2", None]]) == ["[2,null]"]
+
+
+def test_numbers_are_written_as_they_came_only_when_that_is_exactly_their_json():
+    """The file path writes Databricks' own text of a number only when it equals what json.dumps
+    writes for the converted value; random texts (and random floats' reprs) prove the checks."""
+    from hypothesis import given, settings, strategies as st
+
+    from databricks_connector.results import _canonical_ints, _json_floats, _json_ints, _line_float, _repr_floats
+
+    texts = st.text(alphabet="0123456789.-+e ", min_size=1, max_size=18)
+    floats = st.floats(allow_nan=False, allow_infinity=False).map(repr)
+    ints = st.integers(-10**20, 10**20).map(str)
+
+    @settings(max_examples=500, deadline=None)
+    @given(values=st.lists(st.one_of(texts, floats, ints), min_size=1, max_size=6).map(tuple))
+    def check(values):
+        if _repr_floats(values):
+            assert all(repr(float(v)) == v for v in values), values
+        if _canonical_ints("\n".join(values), len(values)):
+            assert all(str(int(v)) == v for v in values), values
+        try:
+            want = [_line_float(v) for v in values]
+        except ValueError:
+            want = None
+        if want is not None:
+            assert list(_json_floats(values)) == want
+        try:
+            want = [str(int(v)) for v in values]
+        except ValueError:
+            want = None
+        if want is not None:
+            assert [str(v) for v in _json_ints(values)] == want
+
+    check()
