@@ -165,7 +165,13 @@ def _compile(schema):
     if len(checks) == 1:
         return checks[0]
     checks = tuple(checks)
-    return lambda v: all(c(v) for c in checks)
+
+    def every(v):
+        for c in checks:
+            if not c(v):
+                return False
+        return True
+    return every
 
 
 def _kw_type(val, schema):
