@@ -62,7 +62,7 @@ def get_cluster_events(session, inputs):
 # --------------------------------------------------------------------------- pickers
 
 def select_cluster(session, inputs):
-    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100})
+    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100}, require=("cluster_id",))
     return [{"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})", "value": c["cluster_id"]}
             for c in clusters]
 
@@ -152,8 +152,11 @@ def create_cluster(session, inputs):
     token = inputs.get("idempotency_token") or str(uuid.uuid4())
     body["idempotency_token"] = token
     # The token makes the create safe to re-send after a dropped connection or a 5xx.
-    created = session.post(f"{API}/create", body, idempotent=True)
-    cluster_id = created["cluster_id"]
+    # The answer is recorded with its token, so a resumed step reports the token that was sent.
+    created = session.start("create", lambda: {**session.post(f"{API}/create", body, idempotent=True, require=("cluster_id",)),
+                                               "idempotency_token": token},
+                            ids=lambda r: {"cluster_id": r.get("cluster_id")}, follow_up="wait_for_cluster_state")
+    cluster_id, token = created["cluster_id"], created["idempotency_token"]
     out = {"cluster_id": cluster_id, "idempotency_token": token}
     if inputs.get("wait_for_state"):
         cluster = wait_for_cluster(session, cluster_id, "RUNNING", inputs)
@@ -182,7 +185,9 @@ def resize_cluster(session, inputs):
 
 def _lifecycle(session, inputs, op: str, target: str):
     cluster_id = inputs["cluster_id"]
-    session.post(f"{API}/{op}", {"cluster_id": cluster_id}, idempotent=op == "delete")
+    follow = "wait_for_cluster_state" if target == "RUNNING" else ("wait_for_cluster_state", {"target_state": target})
+    session.start(op, lambda: session.post(f"{API}/{op}", {"cluster_id": cluster_id}, idempotent=op == "delete"),
+                  ids={"cluster_id": cluster_id}, follow_up=follow)
     if inputs.get("wait_for_state"):
         return wait_for_cluster(session, cluster_id, target, inputs)
     return _get(session, cluster_id)
@@ -238,9 +243,10 @@ def wait_for_cluster(session, cluster_id: str, target: str, inputs) -> dict:
             raise _failed(cluster, target)
         return False, cluster, state
 
+    follow = ("wait_for_cluster_state", {"cluster_id": cluster_id, **({} if target == "RUNNING" else {"target_state": target})})
     return session.wait(poll, what=f"cluster {cluster_id} to be {target}",
                         timeout=inputs.get("timeout_seconds", 1200),
-                        interval=inputs.get("poll_interval_seconds", 5))
+                        interval=inputs.get("poll_interval_seconds"), follow_up=follow)
 
 
 def _failed(cluster: dict, target: str) -> ConnectorError:

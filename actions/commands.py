@@ -18,12 +18,31 @@ _CAUSE_IN_MESSAGE = 4000
 
 def create_execution_context(session, inputs):
     cluster_id = inputs["cluster_id"]
-    created = session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": inputs.get("language", "python")})
+    created = _create_context(session, cluster_id, inputs.get("language", "python"))
     context_id = created["id"]
     out = {**created, "context_id": context_id, "cluster_id": cluster_id}
     if inputs.get("wait_for_state"):
         out["status"] = wait_for_context(session, cluster_id, context_id, inputs)["status"]
     return out
+
+
+def _create_context(session, cluster_id, language):
+    """contexts/create, recorded as what the step started; the cluster's context limit is a state
+    the user must change, not a rate limit to wait out."""
+    def create():
+        try:
+            return session.post(f"{API}/contexts/create", {"clusterId": cluster_id, "language": language},
+                                require=("id",))
+        except ConnectorError as exc:
+            if "too many execution contexts" in exc.message.lower():
+                raise ConnectorError("invalid_state", exc.message, status=exc.status, error_code=exc.error_code,
+                                     details={"cluster_id": cluster_id},
+                                     hint="The cluster has as many execution contexts open as it allows (145): destroy "
+                                          "unused ones with Destroy Execution Context, restart the cluster (which "
+                                          "drops them all), or give Run Command an Execution Context ID to reuse one.") from None
+            raise
+
+    return session.start("context", create, ids=lambda r: {"cluster_id": cluster_id, "context_id": r.get("id")})
 
 
 def destroy_execution_context(session, inputs):
@@ -46,25 +65,32 @@ def wait_for_context(session, cluster_id, context_id, inputs) -> dict:
         return False, st, status
 
     return session.wait(poll, what=f"execution context {context_id} to be Running",
-                        timeout=inputs.get("timeout_seconds", 1200), interval=inputs.get("poll_interval_seconds", 5))
+                        timeout=inputs.get("timeout_seconds", 1200), interval=inputs.get("poll_interval_seconds"))
 
 
 # --------------------------------------------------------------------------- commands
 
 def run_command(session, inputs):
     """Run a command in a context. Without an Execution Context ID a context is created for the
-    command's language first (and returned in the output, so later steps can reuse it)."""
+    command's language first. When the step waits for the result, a context it created is
+    destroyed once the command has ended (finished, failed, cancelled on timeout or interrupt)
+    unless Keep Execution Context is set; otherwise its id is in the output for later steps."""
     cluster_id, context_id = inputs["cluster_id"], inputs.get("context_id")
     waiting = inputs.get("wait_for_result")
+    owned = False
     if not context_id:
-        context_id = create_execution_context(session, {**inputs, "wait_for_state": False})["id"]
+        context_id = _create_context(session, cluster_id, inputs.get("language", "python"))["id"]
+        owned = bool(waiting) and not inputs.get("keep_context")
+        if owned:
+            session.on_cancel(f"execution context {context_id}", lambda: _destroy(session, cluster_id, context_id))
         wait_for_context(session, cluster_id, context_id, inputs)
     elif waiting:
         wait_for_context(session, cluster_id, context_id, inputs)
     body = {"clusterId": cluster_id, "contextId": context_id, "language": inputs.get("language", "python"),
             "command": inputs["command"]}
     # Not idempotent: re-sending would run the code twice.
-    created = session.post(f"{API}/commands/execute", body)
+    created = session.start("command", lambda: session.post(f"{API}/commands/execute", body, require=("id",)),
+                            ids=lambda r: {"command_id": r.get("id")}, follow_up="get_command_status")
     command_id = created["id"]
     if not waiting:
         return {**created, "command_id": command_id, "cluster_id": cluster_id, "context_id": context_id}
@@ -80,15 +106,33 @@ def run_command(session, inputs):
         return False, st, status
 
     def cancel():
-        try:
-            session.post(f"{API}/commands/cancel", ids, idempotent=True)
-            return "The command was cancelled."
-        except ConnectorError as exc:
-            return f"Cancelling the command failed too: {exc.message}"
+        session.post(f"{API}/commands/cancel", ids, idempotent=True)
+        return f"The command {command_id} was cancelled."
 
-    final = session.wait(poll, what=f"command {command_id} to finish", timeout=inputs.get("timeout_seconds", 1200),
-                         interval=inputs.get("poll_interval_seconds", 5), on_timeout=cancel)
-    return {**final, "command_id": command_id, "cluster_id": cluster_id, "context_id": context_id}
+    session.on_cancel(f"command {command_id}", cancel)
+    try:
+        final = session.wait(poll, what=f"command {command_id} to finish", timeout=inputs.get("timeout_seconds", 1200),
+                             interval=inputs.get("poll_interval_seconds"))
+    except ConnectorError as exc:
+        if owned and exc.type == "operation_failed":       # the command ended: its context is not needed
+            exc.details = {**(exc.details or {}), "context_destroyed": _destroy(session, cluster_id, context_id, quiet=True)}
+        raise
+    out = {**final, "command_id": command_id, "cluster_id": cluster_id, "context_id": context_id}
+    if owned:
+        out["context_destroyed"] = _destroy(session, cluster_id, context_id, quiet=True)
+    return out
+
+
+def _destroy(session, cluster_id, context_id, quiet: bool = False):
+    """Destroy a context the step created. ``quiet``: a failure is reported as False, never raised
+    (the command's outcome is the step's outcome)."""
+    try:
+        session.post(f"{API}/contexts/destroy", {"clusterId": cluster_id, "contextId": context_id})
+    except ConnectorError:
+        if not quiet:
+            raise
+        return False
+    return f"The execution context {context_id} was destroyed." if not quiet else True
 
 
 def get_command_status(session, inputs):

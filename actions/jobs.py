@@ -116,7 +116,7 @@ def create_job(session, inputs):
         body["queue"] = {"enabled": inputs["queue_enabled"]}
     if not body.get("tasks") and not body.get("name"):
         raise InputError([{"key": "tasks", "label": "Tasks", "reason": "give at least a Name or Tasks (or Settings)"}])
-    result = session.post(f"{API}/create", body)
+    result = session.post(f"{API}/create", body, require=("job_id",))
     return {"job_id": result.get("job_id")}
 
 
@@ -162,7 +162,7 @@ def delete_job(session, inputs):
 
 
 def select_job(session, inputs):
-    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100})
+    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100}, require=("job_id",))
     return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
             for j in jobs]
 
@@ -256,21 +256,27 @@ def _wait(session, run_id, inputs, *, repair_id=None):
 
     def poll():
         run = session.get(f"{API}/runs/get", params)
+        if isinstance(run, dict) and run.get("run_page_url"):
+            session.add_started(run_page_url=run["run_page_url"])
         s = run.get("state") or {}
         state = s.get("life_cycle_state") or "UNKNOWN"
         if s.get("result_state"):
             state = f"{state}/{s['result_state']}"
         return _terminal(run) and ours(run), run, state
 
-    def on_timeout():
-        if not inputs.get("cancel_on_timeout", True):
+    note = None
+    if inputs.get("cancel_on_timeout", True):
+        def cancel():
+            session.post(f"{API}/runs/cancel", {"run_id": run_id}, idempotent=True)
+            return f"Cancelled run {run_id}."
+        session.on_cancel(f"run {run_id}", cancel)
+    else:
+        def note():
             return f"Run {run_id} is still running (not cancelled)."
-        session.post(f"{API}/runs/cancel", {"run_id": run_id}, idempotent=True)
-        return f"Cancelled run {run_id}."
 
     what = f"run {run_id}" if repair_id is None else f"repair {repair_id} of run {run_id}"
     session.wait(poll, what=what, timeout=inputs["timeout_seconds"],
-                 interval=inputs["poll_interval_seconds"], on_timeout=on_timeout)
+                 interval=inputs["poll_interval_seconds"], on_timeout=note, follow_up="get_run")
     run = _fetch_run(session, run_id)
     result = _outputs(session, run)
     if not _succeeded(run):
@@ -335,10 +341,21 @@ def run_job_now(session, inputs):
         body["only"] = list(inputs["only"])
     if inputs.get("queue_enabled") is not None:
         body["queue"] = {"enabled": inputs["queue_enabled"]}
-    started = session.post(f"{API}/run-now", body, idempotent=True)
-    run_id = started["run_id"]
-    return _started(session, run_id, inputs, {"job_id": job_id, "number_in_job": started.get("number_in_job"),
-                                               "idempotency_token": token})
+    started = _start_run(session, "run-now", body)
+    return _started(session, started["run_id"], inputs, {"job_id": started["job_id"],
+                                                         "number_in_job": started.get("number_in_job"),
+                                                         "idempotency_token": started["idempotency_token"]})
+
+
+def _start_run(session, name, body, idempotent=True):
+    """The request that starts a run (run-now, submit, repair), recorded with what it sent that the
+    output reports (job id, idempotency token), so a resumed step reports the same."""
+    path = {"run-now": "run-now", "submit": "runs/submit", "repair": "runs/repair"}[name]
+    sent = {k: body[k] for k in ("job_id", "idempotency_token", "run_id", "latest_repair_id", "job_parameters")
+            if k in body}
+    return session.start(name, lambda: {**sent, **session.post(f"{API}/{path}", body, idempotent=idempotent,
+                                                                       require=("repair_id",) if name == "repair" else ("run_id",))},
+                         ids=lambda r: {"run_id": r.get("run_id")}, follow_up="get_run")
 
 
 def submit_run(session, inputs):
@@ -351,8 +368,8 @@ def submit_run(session, inputs):
         raise InputError([{"key": "tasks", "label": "Tasks", "reason": "is required (here or in Settings)"}])
     token = inputs.get("idempotency_token") or body.get("idempotency_token") or str(uuid.uuid4())
     body["idempotency_token"] = token
-    started = session.post(f"{API}/runs/submit", body, idempotent=True)
-    return _started(session, started["run_id"], inputs, {"idempotency_token": token})
+    started = _start_run(session, "submit", body)
+    return _started(session, started["run_id"], inputs, {"idempotency_token": started["idempotency_token"]})
 
 
 def get_run(session, inputs):
@@ -428,9 +445,9 @@ def repair_run(session, inputs):
         if overriding.get(k) is not None:
             body[k] = overriding[k]
     _legacy_params(inputs, body)
-    repaired = session.post(f"{API}/runs/repair", body)
-    extra = {"repair_id": repaired.get("repair_id"), "latest_repair_id": latest,
-             "job_parameters": body.get("job_parameters")}
+    repaired = _start_run(session, "repair", body, idempotent=False)
+    extra = {"repair_id": repaired.get("repair_id"), "latest_repair_id": repaired.get("latest_repair_id"),
+             "job_parameters": repaired.get("job_parameters")}
     return _started(session, run_id, inputs, extra, repair_id=repaired.get("repair_id"))
 
 
@@ -440,7 +457,26 @@ def delete_run(session, inputs):
 
 
 def export_run(session, inputs):
-    out = session.get(f"{API}/runs/export", {"run_id": inputs["run_id"],
-                                             "views_to_export": inputs.get("views_to_export") or "CODE"})
+    try:
+        out = session.get(f"{API}/runs/export", {"run_id": inputs["run_id"],
+                                                 "views_to_export": inputs.get("views_to_export") or "CODE"})
+    except ConnectorError as exc:
+        if exc.type == "bad_request" and "multiple tasks" in exc.message:
+            raise _export_each_task(session, inputs["run_id"], exc) from None
+        raise
     views = out.get("views") or []
     return {"run_id": inputs["run_id"], "views": views, "count": len(views)}
+
+
+def _export_each_task(session, run_id, exc: ConnectorError) -> ConnectorError:
+    """Databricks exports task runs only: name each task run of the parent in the hint."""
+    try:
+        tasks = [{"task_key": t.get("task_key"), "run_id": t.get("run_id")} for t in _fetch_run(session, run_id).get("tasks") or []
+                 if t.get("run_id") is not None]
+    except ConnectorError:
+        tasks = []
+    listed = ", ".join(f"{t['run_id']} ({t['task_key']})" for t in tasks[:20]) + (", ..." if len(tasks) > 20 else "")
+    hint = (f"Run {run_id} has {len(tasks)} tasks: export each task run with Export Run and its run_id"
+            + (f": {listed}." if tasks else " (Get Run lists them under tasks[].run_id)."))
+    return ConnectorError(exc.type, exc.message, hint=hint, status=exc.status, error_code=exc.error_code,
+                          details={**(exc.details or {}), "run_id": run_id, "task_runs": tasks})

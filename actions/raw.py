@@ -2,13 +2,16 @@
 
 A relative URL is appended to ``https://<host>/api/``. A full URL is accepted only for the
 connection's workspace host or a Databricks accounts host; any other host is refused before a
-request is made, so the token can never travel elsewhere.
+request is made, so the token can never travel elsewhere. The path is checked after decoding
+its percent-encoding (``%2e%2e`` is ``..``), and headers that steer where or how the request
+travels (``Host``, ``Content-Length``, ``Transfer-Encoding``) are refused: the session owns them.
 """
 from __future__ import annotations
 
 import base64
 import json
-from urllib.parse import urlsplit
+import re
+from urllib.parse import unquote, urlsplit
 
 from ..connections.hosts import is_account_host, normalize_host
 from ..errors import ConnectorError, InputError
@@ -37,13 +40,64 @@ def _target(session, url: str, label: str = "URL") -> str:
         path, _, q = ("/api/" + rel).partition("?")
         query = f"?{q}" if q else ""
         origin = session.host
-    if any(seg in ("..", ".") for seg in path.split("/")) or "\\" in path or "@" in path or "#" in text:
-        raise InputError([{"key": "url", "label": label, "reason": "must not contain '..', '.', '\\', '@' or '#' segments"}])
+    decoded = _decoded(path)
+    if any(seg in ("..", ".") for seg in decoded.split("/")) or "\\" in decoded or "@" in decoded or "#" in text:
+        raise InputError([{"key": "url", "label": label, "reason": "must not contain '..', '.', '\\', '@' or '#' segments "
+                                                                   "(also percent-encoded, such as %2e%2e)"}])
+    if any(ord(c) < 32 or ord(c) == 127 for c in decoded):
+        raise InputError([{"key": "url", "label": label, "reason": "must not contain control characters (also percent-encoded)"}])
     return origin + path + query
 
 
+def _decoded(path: str) -> str:
+    """The path with its percent-encoding undone, repeatedly (``%252e`` -> ``%2e`` -> ``.``)."""
+    for _ in range(4):
+        nxt = unquote(path)
+        if nxt == path:
+            break
+        path = nxt
+    return path
+
+
+# Headers the session owns: where the request goes (Host) and how its body is framed.
+_REFUSED_HEADERS = {"host": "Host", "content-length": "Content-Length", "transfer-encoding": "Transfer-Encoding"}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_problems(headers) -> list[dict]:
+    """Every bad header input, named without its value (a header may hold a credential)."""
+    problems = []
+    for name, value in (headers or {}).items():
+        if not _TOKEN.fullmatch(name):
+            problems.append({"key": "headers", "label": "Header", "reason": "has a header name that is not a valid "
+                             "HTTP token (letters, digits and !#$%&'*+.^_`|~- only; no spaces, ':' or line breaks)"})
+            continue
+        if name.lower() in _REFUSED_HEADERS:
+            problems.append({"key": "headers", "label": "Header", "reason": f"{_REFUSED_HEADERS[name.lower()]} cannot be "
+                             "set: the connection decides where the request goes and how its body is sent"})
+            continue
+        text = value if isinstance(value, str) else str(value)
+        try:
+            text.encode("latin-1")
+        except UnicodeError:
+            problems.append({"key": "headers", "label": "Header", "reason": f"the value of {name} has characters HTTP "
+                             "headers cannot carry (only Latin-1)"})
+            continue
+        if _CONTROL.search(text):
+            problems.append({"key": "headers", "label": "Header", "reason": f"the value of {name} has a line break or "
+                             "a control character"})
+    return problems
+
+
 def raw_request(session, inputs):
-    url = _target(session, inputs["url"])
+    header_problems = _header_problems(inputs.get("headers"))
+    try:
+        url = _target(session, inputs["url"])
+    except InputError as exc:
+        raise InputError(exc.problems + header_problems) from None
+    if header_problems:
+        raise InputError(header_problems)
     method = inputs["method"].upper()
     data = inputs.get("data")
     body_json = body_data = None
@@ -90,4 +144,4 @@ def raw_request(session, inputs):
     if kind == "text":
         return {"status": response.status_code, "content_type": response.headers.get("Content-Type", ""),
                 "text": response.text}
-    return session.decode(response, method, url)
+    return session.decode(response, method, url, expect=None)

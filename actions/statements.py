@@ -140,33 +140,36 @@ def _await(session, doc: dict, *, deadline: float, interval: float, on_timeout: 
         state = _state(d)
         return state in TERMINAL, d, state
 
-    def cancel_note():
-        if on_timeout != "cancel":
-            return None
-        try:
-            session.post(_path(sid, "/cancel"), {}, idempotent=True)
-        except ConnectorError as exc:
-            return f"Cancelling statement {sid} failed: {exc.message}"
+    def cancel():
+        session.post(_path(sid, "/cancel"), {}, idempotent=True)
         return f"The statement {sid} was cancelled."
 
+    if on_timeout == "cancel":      # on timeout and on interrupt, within the step's short cancel budget
+        session.on_cancel(f"statement {sid}", cancel)
     try:
         return session.wait(poll, what=f"SQL statement {sid}", timeout=max(0.0, deadline - time.monotonic()),
-                            interval=interval, on_timeout=cancel_note)
+                            interval=interval, follow_up="get_statement")
     except ConnectorError as err:
         if err.type != "timeout":
             raise
         if on_timeout == "return":
             return {"statement_id": sid, "status": _status(last["doc"]), "timed_out": True}
-        err.details = dict(err.details or {}, statement_id=sid, cancelled=True)
-        err.hint = "Raise the timeout, make the query faster, or set On Timeout to return and poll with Get Statement."
+        cancelled = any(c.get("ok") for c in (err.details or {}).get("cancel", []))
+        err.details = dict(err.details or {}, statement_id=sid, cancelled=cancelled)
+        if cancelled:                  # (a failed cancel keeps the step's hint: check it and cancel it)
+            err.hint = "Raise the timeout, make the query faster, or set On Timeout to return and poll with Get Statement."
         raise
 
 
 def _submit(session, body: dict, deadline: float) -> dict:
     remaining = deadline - time.monotonic()
+    if session.budget_left() is not None:          # a call with a budget (Connector.run(..., budget=)) waits no longer
+        remaining = min(remaining, session.budget_left())
     wait = int(min(50, remaining)) if remaining >= 5 else 0
     body = dict(body, wait_timeout=f"{wait}s", on_wait_timeout="CONTINUE")
-    return session.post(API, body, read_timeout=wait + 30)
+    # Recorded as what the step started: a resumed step (Connector.resume) does not submit it again.
+    return session.start("statement", lambda: session.post(API, body, read_timeout=wait + 30, require=("statement_id",)),
+                         ids=lambda d: {"statement_id": d.get("statement_id")}, follow_up="get_statement")
 
 
 # --------------------------------------------------------------------------- actions
@@ -225,7 +228,7 @@ def execute_sql_statement(session, inputs):
         body["parameters"] = params
 
     if not inputs.get("wait_for_result", True):
-        doc = session.post(API, dict(body, wait_timeout="0s"))
+        doc = session.post(API, dict(body, wait_timeout="0s"), require=("statement_id",))
         return {"statement_id": doc.get("statement_id"), "status": _status(doc)}
 
     interval = float(inputs.get("poll_interval_seconds") or 1)

@@ -22,7 +22,7 @@ def list_sql_warehouses(session, inputs):
 
 
 def select_sql_warehouse(session, inputs):
-    warehouses, _ = session.paginate(API, items="warehouses")
+    warehouses, _ = session.paginate(API, items="warehouses", require=("id",))
     return [{"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]} for w in warehouses]
 
 
@@ -52,12 +52,14 @@ def wait_for_warehouse(session, warehouse_id: str, *, success: str, failure: tup
                                  hint="Start the warehouse again, or check its health in the workspace.")
         return False, wh, state
 
-    return session.wait(poll, what=what, timeout=timeout, interval=interval)
+    return session.wait(poll, what=what, timeout=timeout, interval=interval,
+                        follow_up=("get_sql_warehouse", {"warehouse_id": warehouse_id}))
 
 
 def start_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
-    session.post(_path(wid, "/start"), {}, idempotent=True)
+    session.start("start", lambda: session.post(_path(wid, "/start"), {}, idempotent=True),
+                  ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
     if inputs.get("wait_for_state"):
         return wait_for_warehouse(session, wid, success="RUNNING", failure=("STOPPED", "DELETED", "DELETING"),
                                   timeout=inputs["timeout_seconds"], interval=inputs["poll_interval_seconds"],
@@ -67,7 +69,8 @@ def start_sql_warehouse(session, inputs):
 
 def stop_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
-    session.post(_path(wid, "/stop"), {}, idempotent=True)
+    session.start("stop", lambda: session.post(_path(wid, "/stop"), {}, idempotent=True),
+                  ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
     if inputs.get("wait_for_state"):
         return wait_for_warehouse(session, wid, success="STOPPED", failure=(), timeout=inputs["timeout_seconds"],
                                   interval=inputs["poll_interval_seconds"], what=f"SQL warehouse {wid} to be STOPPED")

@@ -16,7 +16,7 @@ the child's own VmHWM):
   sdk            the official databricks-sdk's execute_statement + get_statement_result_chunk_n loop
   get            one plain `requests.get` of the whole result as a single chunk: the loopback byte rate
 once with the emulator's network unshaped and once shaped to 30 ms per request and 50 MB/s per
-connection (SqlSettings.shape_latency_seconds / shape_bandwidth_bytes_per_second). The memory and
+connection (the emulator Config's sql_shape_latency_seconds / sql_shape_bandwidth_bytes_per_second). The memory and
 file variants run in interleaved rounds; their ratio is the median of the per-round ratios.
 
 The emulator runs in its own process with its query result cache on, so every variant fetches the
@@ -162,11 +162,11 @@ def _serve(args) -> None:
     """The emulator in its own process (so the variants are forked from a small parent and their
     memory is their own); SQL settings arrive as JSON lines on stdin."""
     from databricks_connector.emulator import Emulator
-    from databricks_connector.emulator.warehouses import sql_settings, warehouses
+    from databricks_connector.emulator.warehouses import warehouses
 
     with Emulator() as emu:
-        s = sql_settings(emu.state)
-        s.update({"result_cache_seconds": 24 * 3600, "inline_limit_bytes": 1 << 40})
+        s = emu.config
+        s.update({"sql_result_cache_seconds": 24 * 3600, "statement_inline_limit_bytes": 1 << 40})
         with emu.state.lock:
             wid = next(w["id"] for w in warehouses(emu.state).values() if w["state"] == "RUNNING")
         print(json.dumps({"conn": emu.connections()["personal_access_token"], "warehouse": wid}), flush=True)
@@ -245,8 +245,8 @@ def main() -> int:
             server.stdout.readline()
 
         def shape(shaped):
-            settings(shape_latency_seconds=0.03 if shaped else 0.0,
-                     shape_bandwidth_bytes_per_second=50e6 if shaped else 0.0)
+            settings(sql_shape_latency_seconds=0.03 if shaped else 0.0,
+                     sql_shape_bandwidth_bytes_per_second=50e6 if shaped else 0.0)
 
         # Warm the result cache: the engine runs once per size and wire format.
         for n in (big, small):
@@ -255,9 +255,9 @@ def main() -> int:
             print(f"# prepared {n:,} rows in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         if arrow:
             _run_child("arrow-inline", conn, wid, big)
-        settings(chunk_max_bytes=1 << 40)
+        settings(statement_chunk_max_bytes=1 << 40)
         results["get"] = _run_child("get", conn, wid, big)
-        settings(chunk_max_bytes=2 * 1024 * 1024)
+        settings(statement_chunk_max_bytes=2 * 1024 * 1024)
         get_rate = results["get"]["bytes"] / results["get"]["seconds"]
         print(f"\n== one plain GET of the whole result in one chunk ({results['get']['bytes'] / 1e6:.1f} MB): "
               f"{get_rate / 1e6:.1f} MB/s (best of 3) - the loopback byte rate")

@@ -55,7 +55,7 @@ class Ctx:
         return child_env(self.pythonpath, cache_dir)
 
 
-def evaluate(cold, warm, oauth, outputs=None, lists=None, sql=None) -> list:
+def evaluate(cold, warm, oauth, outputs=None, lists=None, sql=None, pool=None) -> list:
     """[(target, measured, limit, passed)]"""
     out = []
     req = (cold or {}).get("requests")
@@ -103,7 +103,7 @@ def evaluate(cold, warm, oauth, outputs=None, lists=None, sql=None) -> list:
                     oauth["token_fetches"] == 1))
     import scale
 
-    out += scale.evaluate(outputs, lists)
+    out += scale.evaluate(outputs, lists, pool)
     for t in sql or []:
         out.append((t["target"], t["measured"], t["limit"], t["pass"]))
     return out
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds and calls, 5-second cluster start")
     ap.add_argument("--installed", action="store_true", help="measure the installed package, not the checkout")
-    ap.add_argument("--only", action="append", choices=["cold", "warm", "oauth", "wait", "outputs", "lists", "sql"],
+    ap.add_argument("--only", action="append", choices=["cold", "warm", "oauth", "wait", "pool", "outputs", "lists",
+                                                        "sql"],
                     help="run only these sections (repeatable)")
     ap.add_argument("--profile", action="store_true", help="print the profiles even when every target passes")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--oauth-calls", type=int, help="OAuth calls per connection (1000; 320 with --quick)")
     ap.add_argument("--start-seconds", type=float, help="cluster start time for the waiting bench (20; 5 with --quick)")
     args = ap.parse_args(argv)
-    only = set(args.only or ["cold", "warm", "oauth", "wait", "outputs", "lists", "sql"])
+    only = set(args.only or ["cold", "warm", "oauth", "wait", "pool", "outputs", "lists", "sql"])
 
     t0 = time.monotonic()
     ctx = Ctx(args)
@@ -178,6 +179,8 @@ def main(argv=None) -> int:
         results["oauth"] = warm.run_oauth(ctx)
     if "wait" in only:
         results["wait"] = wait.run(ctx)
+    if "pool" in only:
+        results["pool"] = scale.run_pool(ctx)
     if "outputs" in only:
         results["outputs"] = scale.run_outputs(ctx)
     if "lists" in only:
@@ -186,7 +189,7 @@ def main(argv=None) -> int:
         results["sql"] = run_sql_bench(ctx)
 
     verdicts = evaluate(results.get("cold"), results.get("warm"), results.get("oauth"), results.get("outputs"),
-                        results.get("lists"), results.get("sql"))
+                        results.get("lists"), results.get("sql"), results.get("pool"))
     if verdicts:
         say("\n## Targets (each measured in this run)\n")
         say(table(["target", "measured", "limit", "result"],

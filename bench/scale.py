@@ -1,15 +1,16 @@
-"""Scale: run outputs of a 200-task run at 20 ms per round trip, and 50,000-item lists.
+"""Scale: run outputs of a 200-task run at 20 ms per round trip, 50,000-item lists, 64 threads.
 
 Run outputs (``run_outputs``): Get Run Output of a run with 200 tasks against bench/stub.py (its
 own process) answering every request after 20 ms. The connector fetches each task's output with
 bounded concurrency, in order; the figure beside it is a plain sequential requests loop doing the
 same requests (what the connector did before: one task after another). Target: 200 tasks in 1 s.
 
-Lists (``run_lists``): List Clusters and List Runs of 50,000 items each, through the connector,
-against the emulator (its own process, seeded through its state) and, for reference, against the
-stub paging server (pages built once: the floor of the client's own cost). Target: a 50,000-item
-list through the connector in 3 s against the emulator, whose paging must be linear in its size
-(the emulator side is ``emu-work``'s; this only measures it).
+Lists (``run_lists``): bench/emulator_lists.py (50,000 clusters, jobs, runs and cluster events
+seeded in the emulator's own process, each list read through the connector). Target: a
+50,000-item list through the connector in 3 s (the emulator's paging must be linear in its size).
+
+Pool (``run_pool``): bench/pool.py, 64 threads on one connection against a requests.Session with a
+64-connection pool. Target: at least 1.0x its calls per second and no "pool is full" warnings.
 """
 from __future__ import annotations
 
@@ -81,7 +82,6 @@ print(json.dumps({"seconds": time.perf_counter() - t, "tasks": len(outs)}))
 """
 
 
-LIST_TIMEOUT = 90          # seconds: a list that takes longer has failed its 3 s target anyway
 
 
 def _child(ctx, code, *args, timeout=600) -> dict:
@@ -111,94 +111,58 @@ def run_outputs(ctx) -> dict:
     return {"connector_seconds": med, "connector_times": got["times"], "loop_seconds": loop["seconds"], "tasks": TASKS}
 
 
-# --------------------------------------------------------------------------- lists
+# --------------------------------------------------------------------------- lists and the pool
 
-_SEED = """\
-import json, sys, types
-from databricks_connector.emulator import Emulator
-n = int(sys.argv[1])
-with Emulator() as emu:
-    st = emu.state
-    for i in range(n):
-        st.add_cluster(cluster_name=f"bench-{i}", state="TERMINATED", transitions=False, is_pinned=True)
-    note = ""
-    hook = getattr(st, "add_run", None)
+def _script(ctx, name, *args, timeout):
+    """Run bench/<name> (its own emulator, the same package under test) and return its stdout."""
+    cmd = [ctx.python, str(BENCH / name), *args]
     try:
-        if hook is not None:
-            for i in range(n):
-                hook(run_name=f"bench-{i}")
-        else:                                 # no seeding hook yet: the emulator's own run constructor
-            from databricks_connector.emulator import jobs as J
-            req = types.SimpleNamespace(state=st, base_url=emu.url, principal=None)
-            with st.lock:
-                for i in range(n):
-                    J._create_run(req, job=None, settings={"name": f"bench-{i}", "tasks": []}, body={},
-                                  run_type="SUBMIT_RUN", kind="jobs/runs/submit")
-    except Exception as exc:  # noqa: BLE001 - reported, the clusters are still measured
-        note = f"runs not seeded: {type(exc).__name__}: {exc}"
-    print(json.dumps({"conn": emu.connections()["personal_access_token"], "note": note}), flush=True)
-    sys.stdin.read()
-"""
-
-_LIST_CHILD = """\
-import json, sys, time
-import databricks_connector as dc
-conn, action = json.loads(sys.argv[1]), sys.argv[2]
-dc.run("get_current_user", conn, {})                              # warm: manifest, connection
-t = time.perf_counter()
-out = dc.run(action, conn, {})
-print(json.dumps({"seconds": time.perf_counter() - t, "count": out["count"], "truncated": out["truncated"]}))
-"""
+        r = subprocess.run(cmd, capture_output=True, text=True, env=ctx.env(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"did not finish in {timeout} s"
+    if r.returncode:
+        return None, (r.stderr.strip().splitlines() or ["exit code %d" % r.returncode])[-1][:200]
+    return r.stdout, ""
 
 
 def run_lists(ctx) -> dict:
-    n = 5_000 if ctx.quick else ITEMS
-    t0 = time.monotonic()
-    seed = subprocess.Popen([ctx.python, "-c", _SEED, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ctx.env())
-    out: dict = {"items": n}
-    rows = []
-    try:
-        line = seed.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the seeded emulator did not start: {seed.stderr.read()[-2000:]}")
-        info = json.loads(line)
-        seeded = time.monotonic() - t0
-        for action, key in (("list_clusters", "clusters"), ("list_runs", "runs")):
-            if key == "runs" and info["note"]:
-                out[key] = None
-                rows.append([action, "emulator", "not measured", "", info["note"]])
-                continue
-            try:
-                r = _child(ctx, _LIST_CHILD, json.dumps(info["conn"]), action, timeout=LIST_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                out[key] = float(LIST_TIMEOUT)
-                out[f"{key}_stopped"] = True
-                rows.append([action, "emulator", f"> {LIST_TIMEOUT}", "", f"stopped after {LIST_TIMEOUT} s"])
-                continue
-            except RuntimeError as exc:
-                out[key] = None
-                rows.append([action, "emulator", "failed", "", str(exc).strip().splitlines()[-1][:120]])
-                continue
-            out[key] = r["seconds"]
-            rows.append([action, "emulator", f"{r['seconds']:.2f}", str(r["count"]), ""])
-    finally:
-        seed.stdin.close()
-        seed.wait(timeout=60)
-    stub = Stub(ctx.python, ctx.env(), "--items", str(n))
-    try:
-        for action, key in (("list_clusters", "clusters"), ("list_runs", "runs")):
-            r = _child(ctx, _LIST_CHILD, json.dumps(stub.conn()), action, "stub")
-            out[f"stub_{key}"] = r["seconds"]
-            rows.append([action, "stub paging server", f"{r['seconds']:.2f}", str(r["count"]), "the client's own floor"])
-    finally:
-        stub.stop()
-    say(f"\n## Lists: {n:,} clusters and {n:,} runs through the connector (one call each; seeding took {seeded:.0f} s)\n")
-    say(table(["action", "server", "wall s", "items", "note"], rows))
-    return out
+    """bench/emulator_lists.py (the emulator's 50,000-item lists, seeded in its own process):
+    every list with its figure and verdict."""
+    n = ITEMS
+    out, why = _script(ctx, "emulator_lists.py", "--n", str(n), timeout=900)
+    say(f"\n## Lists: {n:,} items of each kind through the connector (bench/emulator_lists.py)\n")
+    if out is None:
+        say(f"  not measured: {why}")
+        return {"items": n, "lists": [], "error": why}
+    lists = []
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and ("PASS" in cells[-1] or "FAIL" in cells[-1]):
+            lists.append({"label": cells[0], "items": cells[1], "seconds": cells[2], "floor": cells[5],
+                          "pass": "PASS" in cells[-1]})
+        if line.startswith("|") or line.startswith("emulator CPU") or "lists within" in line:
+            say(line)
+    return {"items": n, "lists": lists}
 
 
-def evaluate(outputs, lists) -> list:
+def run_pool(ctx) -> dict:
+    """bench/pool.py: 64 threads on one connection against a requests.Session with a 64-connection pool."""
+    out, why = _script(ctx, "pool.py", *(["--rounds", "2", "--calls", "1600"] if ctx.quick else []), timeout=900)
+    say("\n## Threads without pool starvation (bench/pool.py)\n")
+    if out is None:
+        say(f"  not measured: {why}")
+        return {"target": None, "error": why}
+    target = None
+    for line in out.splitlines():
+        if line.startswith(("#", "|", "  TCP")):
+            say(line)
+        if "target:" in line:
+            say(line)
+            target = line.split("target:", 1)[1].strip()
+    return {"target": target}
+
+
+def evaluate(outputs, lists, pool=None) -> list:
     verdicts = []
     if outputs is not None:
         s = outputs["connector_seconds"]
@@ -206,13 +170,20 @@ def evaluate(outputs, lists) -> list:
                          f"{s:.2f} s (sequential loop {outputs['loop_seconds']:.2f} s)", "1.00 s",
                          s <= TARGETS["outputs_seconds"]))
     if lists is not None:
-        for key, label in (("clusters", "List Clusters"), ("runs", "List Runs")):
-            s = lists.get(key)
-            shown = "not measured" if s is None else (f"> {s:.0f} s (stopped)" if lists.get(f"{key}_stopped") else f"{s:.2f} s")
-            verdicts.append((f"{label}: {lists['items']:,} items from the emulator through the connector <= 3 s",
-                             shown if s is None else
-                             f"{shown} (stub paging server {lists.get('stub_' + key, float('nan')):.2f} s)",
-                             "3.00 s", s is not None and s <= TARGETS["list_seconds"] and lists["items"] >= ITEMS))
+        if not lists["lists"]:
+            verdicts.append((f"emulator lists: {lists['items']:,} items through the connector <= 3 s",
+                             f"not measured ({lists.get('error', 'no figures')})", "3.00 s", False))
+        for item in lists["lists"]:
+            verdicts.append((f"{item['label']}: {item['items']} items from the emulator through the connector <= 3 s",
+                             f"{item['seconds']} s (plain requests over the same pages {item['floor']})", "3.00 s",
+                             item["pass"]))
+    if pool is not None:
+        t = pool.get("target")
+        label = "64 threads on one connection: >= 1.0x a 64-connection requests.Session, no pool-full warnings"
+        if t is None:
+            verdicts.append((label, f"not measured ({pool.get('error', 'no target line')})", ">= 1.00x", False))
+        else:
+            verdicts.append((label, t.split(":", 1)[-1].strip(), ">= 1.00x", t.split(":", 1)[-1].strip().startswith("PASS")))
     return verdicts
 
 

@@ -33,12 +33,21 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
+# What each URL-like field should look like, for the hints of its errors
+EXAMPLES = {"Host": "your workspace host, for example dbc-1234567890123456.cloud.databricks.com",
+            "Token URL": "the token URL of your workspace, for example "
+                         "https://dbc-1234567890123456.cloud.databricks.com/oidc/v1/token (or "
+                         "https://accounts.cloud.databricks.com/oidc/accounts/<account-id>/v1/token for the account)",
+            "Authority Host": "the Microsoft Entra ID host, for example login.microsoftonline.com"}
+
+
 def split_url(value: str, field: str = "Host"):
     """Parse and check scheme, userinfo, characters and port; return (scheme, hostname, port, parts)."""
+    example = EXAMPLES.get(field, EXAMPLES["Host"])
     if value is not None and not isinstance(value, str):
-        raise _bad(field, f"must be text, not {type(value).__name__}", "Enter the host name as text.")
+        raise _bad(field, f"must be text, not {type(value).__name__}", f"Enter {example}, as text.")
     if not value or not value.strip():
-        raise _bad(field, "is empty", "Enter your workspace host, for example dbc-1234567890123456.cloud.databricks.com.")
+        raise _bad(field, "is empty", f"Enter {example}.")
     text = value.strip()
     if any(ord(c) < 33 or ord(c) > 126 for c in text):
         raise _bad(field, "contains spaces, control or non-ASCII characters",
@@ -56,7 +65,7 @@ def split_url(value: str, field: str = "Host"):
     except ValueError:
         raise _bad(field, "has an invalid port", "Use host or host:port.") from None
     if not hostname:
-        raise _bad(field, "has no host name", "Enter a host such as dbc-1234567890123456.cloud.databricks.com.")
+        raise _bad(field, "has no host name", f"Enter {example}.")
     loopback = is_loopback(hostname)
     if scheme not in ("https", "http") or (scheme == "http" and not loopback):
         raise _bad(field, f"must use https (got {scheme}://)",
@@ -105,3 +114,19 @@ def parse_token_url(value: str) -> tuple[str, str, str | None]:
 
 def is_account_host(hostname: str) -> bool:
     return hostname.lower() in ACCOUNT_HOSTS
+
+
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def oidc_base(host, account_id=None, field: str = "Host") -> tuple[str, str]:
+    """(API host, OIDC base URL): ``https://<host>/oidc`` for a workspace,
+    ``https://<accounts host>/oidc/accounts/<account id>`` for an account; append ``/v1/token``
+    or ``/v1/authorize``."""
+    origin = normalize_host(host, field)
+    if is_account_host(split_url(origin, field)[1]):
+        if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id.strip()):
+            raise _bad("Account ID", "is empty or not an account id" if account_id else "is empty",
+                       "An account host needs the account id shown in the account console.")
+        return origin, f"{origin}/oidc/accounts/{account_id.strip()}"
+    return origin, f"{origin}/oidc"

@@ -37,4 +37,10 @@ def build(fields: dict):
     if not isinstance(token, str) or not token.strip():
         raise ConnectorError("configuration", "Personal Access Token is empty",
                              hint="Generate a token under User Settings > Developer > Access Tokens.")
-    return host, BearerToken(token.strip()), None
+    token = token.strip()
+    if any(ord(c) < 33 or ord(c) == 127 for c in token):
+        # A pasted token with a line break (or a space, a tab) cannot travel in a header; never show any of it.
+        raise ConnectorError("configuration", "Personal Access Token contains a line break, a space or another "
+                             "control character, so it cannot be sent",
+                             hint="Copy the token again as one line: it is a single word such as dapi followed by letters and digits.")
+    return host, BearerToken(token), None

@@ -30,6 +30,34 @@ def spec():
     return default().spec()
 
 
+def close() -> None:
+    """Close every shared session of this process (sockets released); later calls open new ones.
+    For long-lived hosts at shutdown, or before forking."""
+    import sys
+
+    runner = sys.modules.get(f"{__name__}.runner")
+    if runner is not None:
+        runner.close_all()
+
+
+def current_connection(connection) -> dict:
+    """``connection`` with the tokens the connector holds now. A user login (``oauth_user``) is
+    refreshed as it runs and Databricks may rotate its refresh token: store what this returns in
+    place of the document you passed when it differs (the CLI rewrites its connection file)."""
+    from .connections import current_connection as _current
+
+    return _current(connection)
+
+
+def on_connection_update(callback):
+    """Call ``callback(previous, updated)`` after each refresh of a user login, with the connection
+    documents before and after (``updated`` carries the new access and refresh tokens); returns a
+    function that removes the callback."""
+    from .connections import on_connection_update as _subscribe
+
+    return _subscribe(callback)
+
+
 def __getattr__(name):
     if name == "Connector":
         from .runner import Connector
@@ -38,4 +66,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["run", "pick", "spec", "Connector", "ConnectorError", "InputError", "__version__"]
+__all__ = ["run", "pick", "spec", "close", "current_connection", "on_connection_update", "Connector",
+           "ConnectorError", "InputError", "__version__"]

@@ -2,10 +2,21 @@
 of real actions against it over HTTP, printing each action's JSON."""
 from __future__ import annotations
 
+import base64
 import json
 import sys
 
 from .errors import ConnectorError
+
+
+GREET_PATH = "/Workspace/Shared/demo_greet.py"
+COUNT_PATH = "/Workspace/Shared/demo_count.sql"
+
+
+def _import(path: str, text: str) -> dict:
+    """Raw Request inputs that put a file in the workspace (POST /api/2.0/workspace/import)."""
+    body = {"path": path, "format": "AUTO", "overwrite": True, "content": base64.b64encode(text.encode()).decode()}
+    return {"url": "/2.0/workspace/import", "method": "POST", "data": json.dumps(body)}
 
 
 def _tour(emu):
@@ -15,7 +26,7 @@ def _tour(emu):
         ("Who am I? (service principal, OAuth 2.0 client credentials)", "get_current_user", "service_principal", {}),
         ("List node types", "list_node_types", "service_principal", {}),
         ("Create a single-node cluster and wait until it runs", "create_cluster", "service_principal", {
-            "cluster_name": "demo-cluster", "spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2",
+            "cluster_name": "demo-cluster", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
             "num_workers": 0, "wait_for_state": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
         ("Select Cluster picker", "pick:select_cluster", "service_principal", {}),
         ("Create an execution context on it", "create_execution_context", "service_principal",
@@ -28,15 +39,16 @@ def _tour(emu):
          lambda out: {"warehouse_id": out["_warehouse"],
                       "statement": "SELECT :city AS city, 42 AS answer, current_date() AS today",
                       "parameters": [{"name": "city", "value": "Amsterdam"}]}),
+        ("Put the job's Python script in the workspace (Workspace API, with Raw Request)", "raw_request",
+         "service_principal", _import(GREET_PATH, "import sys\nprint('hello', *sys.argv[1:])\n")),
+        ("Put the job's SQL file in the workspace", "raw_request", "service_principal",
+         _import(COUNT_PATH, "SELECT count(*) AS trips FROM samples.nyctaxi.trips\n")),
         ("Create a two-task job (Python, then SQL) with a job parameter", "create_job", "service_principal",
          lambda out: {"name": "demo-job", "parameters": [{"name": "city", "default": "Amsterdam"}], "tasks": [
              {"task_key": "greet", "existing_cluster_id": out["create_cluster"]["cluster_id"],
-              "spark_python_task": {"python_file": "/Workspace/demo/greet.py",
-                                    "python_code": "import sys\nprint('hello', *sys.argv[1:])",
-                                    "parameters": ["{{job.parameters.city}}"]}},
+              "spark_python_task": {"python_file": GREET_PATH, "parameters": ["{{job.parameters.city}}"]}},
              *([{"task_key": "count", "depends_on": [{"task_key": "greet"}],
-                 "sql_task": {"warehouse_id": out["_warehouse"],
-                              "query": {"query_text": "SELECT count(*) AS trips FROM samples.nyctaxi.trips"}}}]
+                 "sql_task": {"warehouse_id": out["_warehouse"], "file": {"path": COUNT_PATH}}}]
                if out.get("_warehouse") else [])]}),
         ("Run the job now and wait for completion (every task's output)", "run_job_now", "service_principal",
          lambda out: {"job_id": out["create_job"]["job_id"], "job_parameters": {"city": "Utrecht"},

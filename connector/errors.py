@@ -118,8 +118,11 @@ def classify(status: int, error_code, message: str) -> str:
 
 
 def from_response(status: int, body: bytes | str | None, content_type: str = "", reason: str = "",
-                  retry_after: float | None = None) -> ConnectorError:
-    """Build a classified error from any Databricks error answer (JSON, 1.2, SCIM, HTML, text)."""
+                  retry_after: float | None = None, redactor=None) -> ConnectorError:
+    """Build a classified error from any Databricks error answer (JSON, 1.2, SCIM, HTML, text).
+
+    With a ``redactor`` every string of the answer is redacted before anything is cut to length,
+    so a secret the server echoed never survives as a prefix."""
     import json
 
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else (body or "")
@@ -128,11 +131,23 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
     details = None
     try:
         doc = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
+    total = 0                                             # the message's length before any cut
+    full = {}
+    if isinstance(doc, dict):
+        full = {k: len(v) for k, v in doc.items() if isinstance(v, str)}
+    if redactor is not None:
+        if isinstance(doc, (dict, list)):
+            doc = redactor.doc(_bounded(doc))
+        else:
+            text = redactor.text(text[:64 * 1024])
     if isinstance(doc, dict):
         error_code = doc.get("error_code")
+        if not isinstance(error_code, (str, int)) or isinstance(error_code, bool):
+            error_code = None
         message = doc.get("message") or ""
+        total = full.get("message", 0)
         if not message and isinstance(doc.get("error"), str):
             message = doc["error"]                       # API 1.2 shape, also OAuth's "error"
             if doc.get("error_description"):
@@ -142,13 +157,14 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
             message = str(doc["detail"])
             error_code = error_code or f"SCIM_{doc.get('status', status)}"
         if isinstance(doc.get("details"), list):
-            details = {"details": doc["details"]}
+            details = {"details": _bounded(doc["details"], MAX_MESSAGE)}
     elif text:
         lowered = content_type.lower()
         if "html" in lowered or text.lstrip().startswith("<"):
             message = _html_message(text)
         else:
-            first = text.strip().splitlines()[0][:500]
+            lines = text.strip().splitlines()
+            first = lines[0][:500] if lines else ""
             if ":" in first and first.split(":", 1)[0].isupper():
                 error_code, message = (s.strip() for s in first.split(":", 1))
             else:
@@ -157,7 +173,10 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
         message = reason or f"HTTP {status}"
     message = str(message)
     if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + f"... ({len(message) - MAX_MESSAGE} more characters)"
+        more = max(len(message), total) - MAX_MESSAGE
+        message = message[:MAX_MESSAGE] + f"... ({more} more characters)"
+    if isinstance(error_code, str) and len(error_code) > 200:
+        error_code = error_code[:200]
     if isinstance(error_code, str) and error_code.isdigit():
         error_code = int(error_code)
     kind = classify(status, error_code, message)
@@ -170,6 +189,24 @@ def from_response(status: int, body: bytes | str | None, content_type: str = "",
                           error_code=error_code, details=details, retry_after=retry_after)
 
 
+CUT_MARGIN = 8192   # a string is cut this far past its limit before redaction, so no secret straddles the cut
+
+
+def _bounded(doc, limit: int | None = None):
+    """Every string of a JSON document cut: to ``limit`` characters (with a note of what was left
+    out), or without a limit to ``MAX_MESSAGE + CUT_MARGIN``, the most redaction ever needs to see."""
+    if isinstance(doc, dict):
+        return {k: _bounded(v, limit) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_bounded(v, limit) for v in doc]
+    if isinstance(doc, str):
+        if limit is None:
+            return doc[:MAX_MESSAGE + CUT_MARGIN]
+        if len(doc) > limit:
+            return doc[:limit] + f"... ({len(doc) - limit} more characters)"
+    return doc
+
+
 def _html_message(text: str) -> str:
     import re
 
@@ -178,3 +215,41 @@ def _html_message(text: str) -> str:
         if m and m.group(1).strip():
             return re.sub(r"\s+", " ", m.group(1)).strip()[:300]
     return "the server answered with an HTML page"
+
+
+# -- the end of a step that is not a plain failure (owned by the waiting mechanism, connector/steps.py)
+
+class Pending(Exception):
+    """Not a failure: the step started its work and goes on, but a wait would pass the call's
+    ``budget``. ``resume`` (JSON, no secret: the connection travels separately) goes to
+    ``Connector.resume(resume, connection, budget=..., progress=...)``, from any process, after
+    about ``retry_after`` seconds; ``state`` is the last state seen; ``started`` the ids."""
+
+    def __init__(self, resume: dict, *, retry_after: float, state=None, started: dict | None = None, what: str = ""):
+        self.resume = resume
+        self.retry_after = max(0.0, float(retry_after))
+        self.state = state
+        self.started = dict(started or {})
+        self.what = what
+        super().__init__(f"{what or 'the step'} is still {state}; resume in {self.retry_after:.1f}s")
+
+    def to_dict(self) -> dict:
+        return {"pending": True, "state": self.state, "retry_after": round(self.retry_after, 3),
+                "started": self.started, "resume": self.resume}
+
+    def __repr__(self) -> str:
+        return f"Pending(state={self.state!r}, retry_after={self.retry_after!r}, started={self.started!r})"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A step stopped by Ctrl-C (or SIGTERM in the CLI) after its clean-up: still a
+    ``KeyboardInterrupt`` for Python code, carrying the ``interrupted`` ConnectorError in ``error``
+    (with ``details.started`` and what was cancelled)."""
+
+    def __init__(self, error: ConnectorError, signal: int | None = None):
+        super().__init__(error.message)
+        self.error = error
+        self.signal = signal
+
+    def to_dict(self) -> dict:
+        return self.error.to_dict()

@@ -3,13 +3,30 @@
 Resolving is: drop empty form values, apply defaults, coerce strings from forms to their
 types (``"true"`` -> True, ``"42"`` -> 42, JSON text -> object or array, key-value lists ->
 object), then validate with jsonschema. Every bad input is reported at once, by label.
+
+Key-value text (``key_value`` inputs typed into a form field) is one ``key=value`` pair per
+line: the first ``=`` ends the key, everything after it is the value, commas and ``=`` included
+(``JAVA_OPTS=-Da=1,-Db=2`` is one pair; so is ``spark.jars=a.jar,b.jar``). A single line holds
+several pairs only when that is unambiguous: every comma-separated part is ``name=value`` with a
+plain name (letters, digits, ``_ . -``, not starting with ``-``) and no ``=`` or comma in any value
+(``team=data,env=prod`` is two pairs). For anything else put one pair per line, or give JSON
+(``{"k": "v"}``, ``[{"key": "k", "value": "v"}]``, ``["k=v"]``). An error about key-value text
+names the line, never its value: a header or a configuration value may hold a credential.
+
+Structured values (objects and arrays, given as JSON text or as values) may nest at most
+``MAX_DEPTH`` levels and may not hold NaN or Infinity: both are input errors, before any request.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from .errors import InputError
+
+MAX_DEPTH = 64
+KEY_VALUE_RULE = ("One key=value pair per line (commas and = after the first = are part of the value); "
+                  "one line may hold several pairs only as name=value,name=value with no = or comma in the values.")
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 TRUE = {"true", "1", "yes", "y", "on"}
@@ -417,6 +434,9 @@ def _coerce(value, inp: dict):
                 value = json.loads(text)
             except ValueError as exc:
                 raise _Bad(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            except RecursionError:
+                raise _Bad(f"is nested deeper than {MAX_DEPTH} levels") from None
+            _check_nested(value)
     if kind == "key_value":
         return _key_value(value)
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
@@ -426,16 +446,46 @@ def _coerce(value, inp: dict):
     return value
 
 
+_SIMPLE_PAIR = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_.\-]*\s*=[^=]*")
+
+
 def _key_value_lines(text: str) -> dict:
+    """Key-value text (see the module doc): one pair per line, several only when unambiguous.
+    Errors name the line, never its content."""
     out = {}
-    for line in re.split(r"[\n,]", text):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        if "=" not in line:
-            raise _Bad(f"expected key=value pairs, got {line.strip()[:40]!r}")
-        k, v = line.split("=", 1)
-        out[k.strip()] = v.strip()
+        parts = line.split(",")
+        if len(parts) > 1 and all(_SIMPLE_PAIR.fullmatch(p) for p in parts):
+            pairs = [p.split("=", 1) for p in parts]
+        elif "=" in line:
+            pairs = [line.split("=", 1)]
+        else:
+            raise _Bad(f"line {n} is not key=value (it has no '='); {KEY_VALUE_RULE}")
+        for k, v in pairs:
+            if not k.strip():
+                raise _Bad(f"line {n} has no key before '='")
+            out[k.strip()] = v.strip()
     return out
+
+
+def _check_nested(value) -> None:
+    """Depth and finiteness of a structured value, without recursion (a hostile input may nest
+    100,000 levels)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            if depth > MAX_DEPTH:
+                raise _Bad(f"is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            if depth > MAX_DEPTH:
+                raise _Bad(f"is nested deeper than {MAX_DEPTH} levels")
+            stack.extend((x, depth + 1) for x in v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise _Bad("contains NaN or Infinity, which JSON cannot carry")
 
 
 def _key_value(value):
@@ -474,6 +524,8 @@ def resolve(action: dict, raw: dict | None) -> dict:
         if value is None or (isinstance(value, str) and value.strip() == "" and inp.get("type") not in ("text",)):
             continue  # an empty form field means "not given"
         try:
+            if isinstance(value, (dict, list)):
+                _check_nested(value)
             values[key] = _coerce(value, inp)
         except _Bad as exc:
             problems.append({"key": key, "label": inp["label"], "reason": str(exc)})

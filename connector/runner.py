@@ -1,20 +1,155 @@
 """The action runner: manifest entry -> resolved inputs -> handler(session, inputs) -> JSON.
 
-One ``SharedSession`` per connection (keyed by the connection document and the session options)
-is kept for the life of the process and shared by every action and thread that uses it.
+One ``SharedSession`` per connection is shared by every action and thread of a ``Connector``
+that uses it, from a bounded cache (``SessionCache``): at most ``max_sessions`` sessions (least
+recently used evicted first), none idle for more than ``session_idle_seconds``, and every evicted
+session closed (its sockets released). A session in use by a running call is never evicted.
+``Connector.close()`` closes a connector's sessions; ``databricks_connector.close()`` those of
+every connector in the process.
+
+The cache key is ``(Connection.fingerprint, session options)``. A connection document seen for
+the first time is built once and remembered under its JSON form, so a warm call does not rebuild
+it; a new document with the same fingerprint (e.g. a user-OAuth connection whose refresh token
+rotated, when its type defines the fingerprint without the rotating token) reuses the session.
 """
 from __future__ import annotations
 
 import threading
+import time
+import weakref
+from collections import OrderedDict
 from importlib import import_module
 
 from . import inputs as _inputs
 from . import manifest as _manifest
-from .errors import ConnectorError, InputError
+from .errors import ConnectorError, InputError, Interrupted, Pending
 
-_SESSIONS: dict = {}
-_SESSIONS_LOCK = threading.Lock()
 _DEFAULT = None
+_CONNECTORS: "weakref.WeakSet[Connector]" = weakref.WeakSet()
+MAX_SESSIONS = 128
+SESSION_IDLE_SECONDS = 600.0
+
+
+class _Entry:
+    __slots__ = ("session", "used", "busy")
+
+    def __init__(self, session):
+        self.session = session
+        self.used = time.monotonic()
+        self.busy = 0
+
+
+class SessionCache:
+    """Shared sessions by connection: bounded, least recently used first out, idle ones expired,
+    evicted ones closed. Thread-safe; a hit costs one lock and a dict lookup."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS, idle_seconds: float = SESSION_IDLE_SECONDS):
+        self.max_sessions = max(1, int(max_sessions))
+        self.idle_seconds = float(idle_seconds)
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()     # identity key -> _Entry, least recently used first
+        self._aliases: OrderedDict = OrderedDict()     # connection document key -> identity key
+        self.created = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, doc_key, *, busy: bool = False):
+        """The session a connection document was seen with, or None."""
+        with self._lock:
+            ident = self._aliases.get(doc_key)
+            if ident is None:
+                return None
+            entry = self._entries.get(ident)
+            if entry is None:
+                del self._aliases[doc_key]
+                return None
+            self._entries.move_to_end(ident)
+            entry.used = time.monotonic()
+            if busy:
+                entry.busy += 1
+            return entry.session
+
+    def insert(self, doc_key, ident, make, *, busy: bool = False):
+        """The session of ``ident`` (made with ``make()`` when new), remembered under ``doc_key``."""
+        closing = []
+        with self._lock:
+            entry = self._entries.get(ident)
+            if entry is None:
+                entry = self._entries[ident] = _Entry(make())
+                self.created += 1
+            self._entries.move_to_end(ident)
+            entry.used = time.monotonic()
+            if busy:
+                entry.busy += 1
+            if doc_key is not None:
+                self._aliases[doc_key] = ident
+                self._aliases.move_to_end(doc_key)
+                while len(self._aliases) > 4 * self.max_sessions:
+                    self._aliases.popitem(last=False)
+            closing = self._evict_locked()
+        _close_all(closing)
+        return entry.session
+
+    def release(self, session) -> None:
+        """A call that used ``session`` ended: it may be evicted again once idle."""
+        closing = []
+        with self._lock:
+            for entry in reversed(self._entries.values()):
+                if entry.session is session:
+                    entry.busy = max(0, entry.busy - 1)
+                    entry.used = time.monotonic()
+                    break
+            closing = self._evict_locked()
+        _close_all(closing)
+
+    def _evict_locked(self) -> list:
+        out = []
+        now = time.monotonic()
+        over = len(self._entries) - self.max_sessions
+        if over <= 0:
+            head = next(iter(self._entries.values()), None)
+            if head is None or now - head.used <= self.idle_seconds:
+                return out       # the common case: nothing over the bound, nothing idle
+        for ident in list(self._entries):
+            entry = self._entries[ident]
+            if entry.busy:
+                continue
+            if over > 0 or now - entry.used > self.idle_seconds:
+                del self._entries[ident]
+                out.append(entry.session)
+                over -= 1
+                continue
+            break            # the rest were used more recently
+        self.evicted += len(out)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            closing = [e.session for e in self._entries.values()]
+            self._entries.clear()
+            self._aliases.clear()
+        _close_all(closing)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"sessions": len(self._entries), "created": self.created, "evicted": self.evicted,
+                    "busy": sum(1 for e in self._entries.values() if e.busy)}
+
+
+def _close_all(sessions) -> None:
+    for s in sessions:
+        try:
+            s.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+def close_all() -> None:
+    """Close the sessions of every connector in this process (``databricks_connector.close()``)."""
+    for connector in list(_CONNECTORS):
+        connector.close()
 
 
 def default() -> "Connector":
@@ -25,11 +160,29 @@ def default() -> "Connector":
 
 
 class Connector:
-    def __init__(self, manifest_path=None, **session_options):
+    """Runs actions. ``session_options`` go to every ``SharedSession`` (``connect_timeout``,
+    ``read_timeout``, ``retry_timeout``, ``policy``, ``pool_size``); ``max_sessions`` and
+    ``session_idle_seconds`` bound its session cache."""
+
+    def __init__(self, manifest_path=None, *, max_sessions: int = MAX_SESSIONS,
+                 session_idle_seconds: float = SESSION_IDLE_SECONDS, **session_options):
         self._path = manifest_path
         self._manifest = None
         self._index = None
         self.session_options = session_options
+        self.sessions = SessionCache(max_sessions, session_idle_seconds)
+        _CONNECTORS.add(self)
+
+    def close(self) -> None:
+        """Close every session this connector holds (their sockets are released). The connector
+        stays usable: the next call opens a new session."""
+        self.sessions.close()
+
+    def __enter__(self) -> "Connector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- the manifest ----------------------------------------------------------------------
     @property
@@ -58,32 +211,46 @@ class Connector:
         return self._lookup("actions", name)
 
     # -- running ---------------------------------------------------------------------------
-    def session(self, connection, **options):
+    def session(self, connection, *, _busy: bool = False, **options):
         """The shared session of a connection, created on first use."""
         import json
 
-        opts = {**self.session_options, **options}
-        # The connection document itself is the cache key, so a warm call does not rebuild and
-        # re-check the connection (host normalisation, auth objects) every time.
+        opts = tuple(sorted({**self.session_options, **options}.items(), key=lambda kv: kv[0]))
+        # The connection document itself is the first key, so a warm call does not rebuild and
+        # re-check the connection (host normalisation, auth objects) every time; the session is the
+        # connection's by its fingerprint, which for a user login stays the same when Databricks
+        # rotates the refresh token (connections/__init__.py).
         if hasattr(connection, "fingerprint"):
-            key = (connection.fingerprint, tuple(sorted(opts.items())))
+            doc_key = None
+            conn = connection
         else:
-            key = (json.dumps(connection, sort_keys=True, default=str), tuple(sorted(opts.items())))
-        shared = _SESSIONS.get(key)
-        if shared is not None:
-            return shared
-        from .connections import build
+            doc_key = (json.dumps(connection, sort_keys=True, default=str), opts)
+            shared = self.sessions.lookup(doc_key, busy=_busy)
+            if shared is not None:
+                return shared
+            from .connections import build
+
+            conn = build(connection)
         from .session import SharedSession
 
-        conn = connection if hasattr(connection, "fingerprint") else build(connection)
-        with _SESSIONS_LOCK:
-            shared = _SESSIONS.get(key)
-            if shared is None:
-                shared = _SESSIONS[key] = SharedSession(conn, **opts)
-        return shared
+        return self.sessions.insert(doc_key, (conn.fingerprint, opts), lambda: SharedSession(conn, **dict(opts)),
+                                    busy=_busy)
 
-    def run(self, action: str, connection, inputs=None, **options):
-        return self._call(self.action(action), connection, inputs, options)
+    def run(self, action: str, connection, inputs=None, *, progress=None, budget: float | None = None, **options):
+        """Run an action. ``progress``: None (lines on stderr), False (silent) or a callable
+        ``(message, info)``. ``budget`` (seconds): when a wait would pass it, raise ``Pending``
+        (its ``resume`` goes to :meth:`resume`) instead of holding the call open."""
+        return self._call(self.action(action), connection, inputs, options, progress=progress, budget=budget)
+
+    def resume(self, resume: dict, connection, *, budget: float | None = None, progress=None, **options):
+        """Go on with a step that raised ``Pending``: the same action and resolved inputs, the ids it
+        started (nothing is started twice) and each wait's original deadline. Ends like ``run``:
+        the output, an error (a timeout cancels as usual), or ``Pending`` again."""
+        from .steps import check_resume
+
+        doc = check_resume(resume)
+        item = self.action(doc["action"])
+        return self._call(item, connection, doc["inputs"], options, progress=progress, budget=budget, resume=doc)
 
     def pick(self, picker: str, connection, inputs=None, **options):
         return self._call(self._lookup("pickers", picker), connection, inputs, options)
@@ -92,28 +259,59 @@ class Connector:
         """Resolve inputs without calling anything (defaults, coercion, validation)."""
         return _inputs.resolve(self.action(action), inputs)
 
-    def _call(self, item: dict, connection, raw_inputs, options):
+    def _call(self, item: dict, connection, raw_inputs, options, *, progress=None, budget=None, resume=None):
+        from .steps import Step, progress_sink
+
         values = _inputs.resolve(item, raw_inputs)
+        sink = progress_sink(progress)
         if connection is None:
             raise ConnectorError("configuration", "No connection was given",
                                  hint="Pass a connection, or set DATABRICKS_HOST and DATABRICKS_TOKEN.")
-        shared = self.session(connection, **options)
-        session = shared.action(debug=bool(values.get("debug")), timeout=None)
-        module_name, func_name = item["handler"].rsplit(".", 1)
-        handler = getattr(import_module(f"{__package__}.actions.{module_name}"), func_name)
+        if budget is not None and any(_inputs.is_secret(i) and values.get(i["key"]) is not None for i in item["inputs"]):
+            budget = None     # a resume document never holds a secret: this step holds the call open instead
+        shared = self.session(connection, _busy=True, **options)
         try:
-            return handler(session, values)
-        except InputError:
-            raise
-        except ConnectorError as err:
-            err.message = shared.redactor.text(err.message)
-            raise
-        except Exception as exc:  # a bug in a handler: never a traceback with secrets on stdout
-            raise ConnectorError("internal", f"Unexpected {type(exc).__name__} in {item['key']}: "
-                                 f"{shared.redactor.text(str(exc))[:300]}",
-                                 hint="This is a bug in the connector; please report it with the step's inputs.") from exc
+            session = shared.action(debug=bool(values.get("debug")), timeout=None)
+            step = Step(item["key"], values, progress=sink, budget=budget, resume=resume, describe=self.action)
+            session.step = step
+            module_name, func_name = item["handler"].rsplit(".", 1)
+            handler = getattr(import_module(f"{__package__}.actions.{module_name}"), func_name)
+            try:
+                return handler(session, values)
+            except Pending:
+                raise
+            except InputError as err:
+                raise step.annotate(err)
+            except ConnectorError as err:
+                if err.details and err.details.get("may_have_been_applied") and "request" in err.details:
+                    err.hint = (f"Check in the workspace whether this {item['label']} step took effect "
+                                f"({err.details['request']}) before running it again: running it again may apply it twice.")
+                raise shared.redactor.error(step.annotate(err))
+            except Interrupted as exc:
+                shared.redactor.error(exc.error)
+                raise
+            except KeyboardInterrupt as exc:
+                interrupted = step.interrupted(session, exc)
+                shared.redactor.error(interrupted.error)
+                raise interrupted from None
+            except RecursionError:
+                raise step.annotate(ConnectorError("server_error", f"{item['label']}: an answer was nested too deeply to read",
+                                                   hint="Run the step again; if it persists, report it.")) from None
+            except Exception as exc:  # a bug in a handler: never a traceback with secrets on stdout
+                raise shared.redactor.error(step.annotate(ConnectorError(
+                    "internal", f"Unexpected {type(exc).__name__} in {item['key']}: {shared.redactor.text(str(exc))[:300]}",
+                    hint="This is a bug in the connector; please report it with the step's inputs."))) from None
+        finally:
+            self.sessions.release(shared)
 
     # -- the spec a platform reads ---------------------------------------------------------
+    def current_connection(self, connection) -> dict:
+        """The connection document with the tokens the connector holds now: after a user login was
+        refreshed (Databricks may rotate its refresh token) store this in place of the old one."""
+        from .connections import current_connection
+
+        return current_connection(connection)
+
     def spec(self) -> dict:
         m = self.manifest
         out = {k: v for k, v in m.items() if k not in ("actions", "pickers", "connections")}

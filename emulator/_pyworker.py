@@ -3,10 +3,18 @@
 Runs as ``python -I -u _pyworker.py <fd_in> <fd_out>``; standard library only, no package imports.
 Protocol: one JSON object per line on the two inherited pipe fds (never on stdout, which user
 code owns):
-    parent -> worker  {"op": "exec", "id": str, "code": str, "max_output": int}
+    parent -> worker  {"op": "exec", "id": str, "code": str, "max_output": int,
+                       optional: "repl": bool (default true: the last expression's value is printed;
+                       false runs the code as a script, where SystemExit(0) is a normal end),
+                       "file": name shown in tracebacks (default "<command-N>"),
+                       "argv": [...] (sys.argv from now on),
+                       "widgets": {name: value} (installs `dbutils` for a notebook: widgets.get,
+                       notebook.exit(value) -> results {"resultType": "exit", "data": value}),
+                       "path": [...] (entries put first on sys.path, e.g. a wheel)}
                       {"op": "sql_result", "columns": [...], "rows": [[...]]} | {"op": "sql_error", ...}
     worker -> parent  {"op": "ready", "pid": int}
-                      {"op": "result", "id": str, "results": {...}, "cancelled": bool}
+                      {"op": "result", "id": str, "results": {...}, "cancelled": bool,
+                       "stdout": what the code printed (also when it failed)}
                       {"op": "sql", "statement": str, "parameters": [...]}
 SIGINT interrupts the running command (KeyboardInterrupt); it is ignored while idle.
 """
@@ -29,6 +37,7 @@ class _State:
     running = False
     pending = False
     table = None
+    stdout = ""
 
 
 _state = _State()
@@ -257,6 +266,71 @@ def _to_json(v):
     return str(v)
 
 
+# ------------------------------------------------------------------ dbutils (notebook tasks)
+
+
+class NotebookExit(BaseException):
+    """dbutils.notebook.exit(value): ends the notebook; the value becomes the task's result."""
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.value = value
+
+
+class InputWidgetNotDefined(Exception):
+    pass
+
+
+class _Widgets:
+    def __init__(self, values):
+        self._values = dict(values)
+
+    def get(self, name):
+        if name not in self._values:
+            raise InputWidgetNotDefined(f"No input widget named {name} is defined")
+        return self._values[name]
+
+    def getArgument(self, name, defaultValue=None):
+        return self._values.get(name, defaultValue)
+
+    def getAll(self):
+        return dict(self._values)
+
+    def _define(self, name, defaultValue):
+        self._values.setdefault(name, "" if defaultValue is None else str(defaultValue))
+
+    def text(self, name, defaultValue="", label=None):
+        self._define(name, defaultValue)
+
+    def dropdown(self, name, defaultValue, choices=None, label=None):
+        self._define(name, defaultValue)
+
+    combobox = dropdown
+
+    def multiselect(self, name, defaultValue, choices=None, label=None):
+        self._define(name, defaultValue)
+
+    def remove(self, name):
+        self._values.pop(name, None)
+
+    def removeAll(self):
+        self._values.clear()
+
+
+class _Notebook:
+    def exit(self, value):
+        raise NotebookExit(value)
+
+
+class _DBUtils:
+    def __init__(self, widgets):
+        self.widgets = _Widgets(widgets)
+        self.notebook = _Notebook()
+
+    def __repr__(self):
+        return "<dbutils (emulator): widgets, notebook.exit>"
+
+
 # ------------------------------------------------------------------ execution
 
 
@@ -276,17 +350,18 @@ def _error(e):
             "cause": cause}
 
 
-def _run(code, n, ns, max_output):
-    fname = f"<command-{n}>"
+def _run(code, n, ns, max_output, repl=True, fname=None):
+    fname = fname or f"<command-{n}>"
     linecache.cache[fname] = (len(code), None, code.splitlines(True), fname)
     cap = _Capture(max_output)
     _state.table = None
+    _state.stdout = ""
     try:
         tree = ast.parse(code, fname, "exec")
     except SyntaxError as e:
         return _error(e), False
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if repl and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body.pop().value)
     old_out, old_err = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = cap
@@ -307,12 +382,21 @@ def _run(code, n, ns, max_output):
         _state.running = False
         return {"resultType": "error", "summary": "Command cancelled",
                 "cause": "KeyboardInterrupt: the command was cancelled"}, True
-    except BaseException as e:  # noqa: BLE001 - user code may raise anything, SystemExit included
+    except NotebookExit as e:
+        _state.running = False
+        value = e.value if isinstance(e.value, str) else ("" if e.value is None else str(e.value))
+        return {"resultType": "exit", "data": value}, False
+    except SystemExit as e:
+        _state.running = False
+        if repl or e.code not in (None, 0):
+            return _error(e), False
+    except BaseException as e:  # noqa: BLE001 - user code may raise anything
         _state.running = False
         return _error(e), False
     finally:
         _state.running = False
         sys.stdout, sys.stderr = old_out, old_err
+        _state.stdout = cap.text()
     if _state.table is not None:
         res = dict(_state.table)
         return res, False
@@ -343,14 +427,24 @@ def main():
             if msg.get("op") != "exec":
                 continue
             n += 1
+            if msg.get("argv") is not None:
+                sys.argv = [str(a) for a in msg["argv"]]
+            for entry in reversed(msg.get("path") or []):
+                sys.path.insert(0, entry)
+            if msg.get("widgets") is not None:
+                ns["dbutils"] = _DBUtils(msg["widgets"])
+            if msg.get("file"):
+                ns["__file__"] = msg["file"]
             try:
-                results, cancelled = _run(msg.get("code") or "", n, ns, int(msg.get("max_output") or 1 << 20))
+                results, cancelled = _run(msg.get("code") or "", n, ns, int(msg.get("max_output") or 1 << 20),
+                                          repl=msg.get("repl", True) is not False, fname=msg.get("file"))
             except KeyboardInterrupt:
                 _state.running = False
                 results, cancelled = {"resultType": "error", "summary": "Command cancelled",
                                       "cause": "KeyboardInterrupt: the command was cancelled"}, True
             try:
-                _proto.send({"op": "result", "id": msg.get("id"), "results": results, "cancelled": cancelled})
+                _proto.send({"op": "result", "id": msg.get("id"), "results": results, "cancelled": cancelled,
+                             "stdout": _state.stdout})
             except (TypeError, ValueError) as e:
                 _proto.send({"op": "result", "id": msg.get("id"), "results": _error(e), "cancelled": False})
         except KeyboardInterrupt:

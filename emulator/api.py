@@ -30,15 +30,19 @@ Adding an area: create ``emulator/<area>.py`` (no registration list to edit)::
 from __future__ import annotations
 
 import base64
+import collections
+import itertools
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Pattern, Tuple
 
 __all__ = [
     "ROUTES", "Route", "route", "Request", "HttpError", "ApiError", "LegacyError",
     "ScimError", "not_found", "invalid_state", "invalid_parameter", "encode_page_token",
-    "decode_page_token", "page_envelope", "parse_bool",
+    "decode_page_token", "page_envelope", "parse_bool", "copy_json", "json_response", "Snapshots",
+    "encode_cursor", "decode_cursor",
 ]
 
 
@@ -194,6 +198,75 @@ def decode_page_token(token: str, kind: str = "p") -> int:
         return off
     except Exception:
         raise invalid_parameter(f"Invalid page token: {token}") from None
+
+
+def encode_cursor(kind: str, **fields: Any) -> str:
+    """An opaque page token holding a position (keyset paging: the last key a page showed)."""
+    raw = json.dumps(dict(fields, k=kind), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str, kind: str) -> dict:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if not isinstance(data, dict) or data.get("k") != kind:
+            raise ValueError
+        return data
+    except Exception:
+        raise invalid_parameter(f"Invalid page token: {token}") from None
+
+
+def copy_json(value: Any) -> Any:
+    """A copy of a JSON-shaped value (dicts, lists, scalars): several times faster than deepcopy."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    return value
+
+
+def json_response(obj: Any, status: int = 200):
+    """A handler answer serialised now (under whatever lock the caller holds), so live objects can
+    be listed without copying them first."""
+    return status, json.dumps(obj, separators=(",", ":")).encode("utf-8"), {"Content-Type": "application/json"}
+
+
+class Snapshots:
+    """Listings paged over the order they had when their first page was read: the first page builds
+    the ordered items once, every later page is a slice, so a listing of n items costs O(n) in all
+    (not O(n) per page) and items that change between pages are neither repeated nor skipped.
+    The most recent ``keep`` listings are kept; an older token answers 400 like any bad token."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._lists: "collections.OrderedDict[str, list]" = collections.OrderedDict()
+        self._ids = itertools.count(1)
+        self._keep = keep
+        self._lock = threading.Lock()
+
+    def page(self, token: Optional[str], build: Callable[[], list], size: int, kind: str):
+        """(items of the page, next token or None, previous token or None)."""
+        with self._lock:
+            if token:
+                snap, _, rest = token.partition(".")
+                offset = decode_page_token(rest, kind)
+                items = self._lists.get(snap)
+                if items is None:
+                    raise invalid_parameter(f"Invalid page token: {token}")
+                self._lists.move_to_end(snap)
+            else:
+                items = None
+        if items is None:
+            items = build()
+            offset = 0
+            with self._lock:
+                snap = f"s{next(self._ids)}"
+                self._lists[snap] = items
+                while len(self._lists) > self._keep:
+                    self._lists.popitem(last=False)
+        page = items[offset:offset + size]
+        nxt = f"{snap}.{encode_page_token(offset + size, kind)}" if offset + size < len(items) else None
+        prev = f"{snap}.{encode_page_token(max(0, offset - size), kind)}" if offset > 0 else None
+        return page, nxt, prev
 
 
 # --------------------------------------------------------------------------- request

@@ -33,9 +33,10 @@ def _cfg(state, name: str, default: float) -> float:
     return float(getattr(state.config, name, default))
 
 
-def sql_engine(state):
-    from .sqlengine import engine_for
-    return engine_for(state)
+def sql_engine(state, principal=None, cancel_event=None):
+    """The workspace's SQL engine as seen by one caller (created on first use)."""
+    from .sqlengine import session_for
+    return session_for(state, principal, cancel_event=cancel_event)
 
 
 class Error12(HttpError):
@@ -62,8 +63,9 @@ class Context:
 
 
 class Command:
-    def __init__(self, cid: str, ctx: Context, language: str, source: str, created: float):
+    def __init__(self, cid: str, ctx: Context, language: str, source: str, created: float, principal=None):
         self.id = cid
+        self.principal = principal  # who submitted it: current_user() of its SQL
         self.ctx = ctx
         self.language = language
         self.source = source
@@ -221,7 +223,7 @@ def execute(req):
         if _context_status(st, ctx) != "Running":
             raise Error12(400, f"Execution context {context_id} is not ready yet (Pending); try again "
                                "when its status is Running.", "INVALID_STATE")
-        cmd = Command(secrets.token_hex(16), ctx, language, source, st.now())
+        cmd = Command(secrets.token_hex(16), ctx, language, source, st.now(), req.principal)
         ctx.commands[cmd.id] = cmd
         st.applied["commands/execute"] += 1
     threading.Thread(target=_run, args=(st, cmd), name=f"emu-command-{cmd.id[:8]}", daemon=True).start()
@@ -320,7 +322,7 @@ def _finish(state, cmd: Command, results) -> None:
 def _execute(state, cmd: Command) -> dict:
     if cmd.language == "sql":
         from .pyrunner import sql_command_results
-        return sql_command_results(sql_engine(state), cmd.source)
+        return sql_command_results(sql_engine(state, cmd.principal, cmd.cancel_event), cmd.source)
     if cmd.language != "python":
         return _error(f"The emulator only runs python and sql commands; {cmd.language} is not supported.",
                       f"UnsupportedLanguage: {cmd.language} commands cannot run in the Databricks emulator "
@@ -332,7 +334,7 @@ def _execute(state, cmd: Command) -> dict:
         py = ctx.python
     if py is None:
         from .pyrunner import PythonContext
-        fresh = PythonContext(sql_engine=sql_engine(state))   # starts a subprocess: outside the lock
+        fresh = PythonContext(sql_engine=sql_engine(state, cmd.principal))   # a subprocess: outside the lock
         with state.lock:
             if ctx.python is None and not ctx.dead:
                 ctx.python, fresh = fresh, None

@@ -1,75 +1,90 @@
 r"""Jobs API (contract §9), served under /api/2.0, /api/2.1 and /api/2.2.
 
 Jobs and runs live in ``state.area("jobs")`` (a :class:`JobsStore`). Runs move through the real
-state machine lazily: every request first "ticks" the store to the current time, computing each
-transition at the instant it would have happened (no background threads).
+state machine: every request first "ticks" the store to the current time, and while runs are
+active a ticker thread does so every 50 ms, so runs progress without being polled. Transitions
+are computed at the instant they would have happened.
 
 Run model
-* A run is [QUEUED ->] PENDING -> RUNNING -> TERMINATED (+ result_state); SKIPPED when the
-  concurrency limit is hit and queueing is off (or ``max_concurrent_runs`` is 0).
-* Each task waits (life_cycle BLOCKED) for its ``depends_on`` tasks, then its ``run_if``
-  condition (ALL_SUCCESS default) decides: run it (PENDING for ``pending_seconds``, RUNNING for
-  ``task_seconds``), or end it with UPSTREAM_FAILED / UPSTREAM_CANCELED / EXCLUDED.
-* A task's outcome is decided when it finishes: a preset outcome (``JobsStore.preset_outcome``)
-  wins; else a ``sql_task`` runs its query on the SQL engine, and a ``spark_python_task`` or
-  ``notebook_task`` with inline code runs it like a 1.2 command (``pyrunner.run_python_once``);
-  anything else succeeds.
-* Both ``state`` (life_cycle_state, result_state, state_message, user_cancelled_or_timedout) and
-  ``status`` (state, termination_details, queue_details) are reported, on the run and on each task.
+* A run is [QUEUED ->] PENDING -> RUNNING [-> TERMINATING] -> TERMINATED (+ result_state);
+  SKIPPED when the concurrency limit is hit and queueing is off (or ``max_concurrent_runs`` is 0).
+* Each task waits (BLOCKED) for its ``depends_on`` tasks, then its ``run_if`` condition
+  (ALL_SUCCESS default) decides: run it, or end it UPSTREAM_FAILED / UPSTREAM_CANCELED / EXCLUDED.
+* A task runs on real compute: an ``existing_cluster_id`` must exist (a missing one fails the task
+  with Databricks' message; a terminated one is started and the task is PENDING meanwhile; a job
+  cluster cannot be one); ``job_cluster_key`` and ``new_cluster`` make job clusters
+  (``cluster_source: JOB``, in clusters/list) that terminate when the run (or the task) ends.
+  Without compute (``environment_key``, serverless) a task runs at once. Task runs carry
+  ``cluster_instance`` ({cluster_id, spark_context_id}).
+* Then the task is PENDING for ``jobs_pending_seconds`` and RUNNING at least ``jobs_task_seconds``
+  and as long as its code runs:
+  - ``notebook_task``: the notebook at ``notebook_path`` (Workspace API; a missing one fails the
+    task) runs cell by cell in a fresh Python worker; ``dbutils.widgets.get`` reads its base
+    parameters, the job parameters and ``notebook_params``; ``dbutils.notebook.exit(value)`` sets
+    ``notebook_output.result``; an exception fails the task with ``error`` and ``error_trace``.
+    SQL notebooks and ``%sql`` cells run on the SQL engine; ``%run`` inlines another notebook.
+  - ``spark_python_task``: the workspace file ``python_file`` runs as a script with its
+    ``parameters`` (or ``python_params``) in ``sys.argv[1:]``; stdout becomes ``logs``.
+  - ``python_wheel_task``: the wheels of the task's ``libraries`` (workspace files) go on
+    sys.path and ``entry_point`` (from the wheel's entry points, else ``package.entry_point``) is
+    called with ``parameters`` / ``named_parameters`` as sys.argv.
+  - ``sql_task.file``: the workspace SQL file runs on the SQL engine (``sql_output``).
+  - ``condition_task`` compares; ``run_job_task`` runs another job and waits for it.
+  - any other task type fails, saying the emulator does not run it.
+* Cancelling is asynchronous: the run is TERMINATING for ``jobs_cancel_seconds`` (the tasks' code
+  is interrupted, clusters cleaned up), then TERMINATED/CANCELED with that ``cleanup_duration``;
+  a run past its ``timeout_seconds`` does the same and ends TIMEDOUT; a task past its own
+  ``timeout_seconds`` ends TIMEDOUT.
+* Both ``state`` and ``status`` are reported, on the run and on each task. runs/get-output and
+  runs/export take a task run id; the parent run id answers 400 INVALID_PARAMETER_VALUE (on 2.0
+  the parent of a single-task run is accepted, as there).
 
-Emulator extensions (documented for tests and the demo)
-* Inline code: ``spark_python_task.python_code`` or ``notebook_task.python_code`` (also accepted
-  at the task's top level as ``python_code``). Python tasks see their ``parameters`` (plus legacy
-  ``python_params``) in ``sys.argv[1:]``; notebook tasks read ``dbutils.widgets.get(name)`` (base
-  parameters, job parameters, notebook_params) and end with ``dbutils.notebook.exit(value)``,
-  which becomes ``notebook_output.result``. stdout becomes ``logs``; an exception fails the task
-  with ``error`` = the 1.2 summary and ``error_trace`` = the cause.
-* SQL: ``sql_task.query.query_text`` (what the real API calls a saved query is given inline) or
-  the shortcut ``sql_task.query_text``. ``{{job.parameters.<name>}}`` references are resolved in
-  query text and task parameters. The result rows are returned in ``sql_output.query_output.result``
-  ({columns, rows}) besides the real fields.
-* Inline code runs on a worker thread (never under the state lock): a task stays RUNNING at least
-  ``task_seconds`` and as long as its code runs.
-* Timings and page sizes: ``store.config`` (a :class:`JobsConfig`); a field ``jobs_<name>`` on the
-  workspace Config, when present, wins over it. ``jobs_page_cap`` / ``runs_page_cap`` cap a list
-  page below the requested limit (so tests see many pages); ``array_page_size`` pages the arrays of
-  jobs/get and runs/get.
-* Control interface for tests: ``store_of(emulator.state)`` (the same object as
-  ``emulator.state.area("jobs")`` once the area exists) has ``preset_outcome(job_id or run_id,
-  task_key, "FAILED", error="boom", times=1)``, ``clear_presets()``, ``config`` and ``reset()``.
-  Applied creations are counted in ``state.applied["jobs/run-now"]`` and ``["jobs/runs/submit"]``
-  (a repeated idempotency token is not counted), and ``jobs/create``, ``jobs/runs/repair``, ...
+Lists are linear in their size: jobs/list and runs/list page with keyset tokens over sorted
+indexes (every item once, in order, however many pages), and a tick touches active runs only.
+Timings and limits are the ``jobs_*`` fields of the one ``Config`` (docs/emulator.md). Applied
+creations are counted in ``state.applied["jobs/run-now"]``, ``["jobs/runs/submit"]`` (a repeated
+idempotency token is not counted), ``jobs/create``, ``jobs/runs/repair``, ...
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import html
 import importlib
+import io
 import itertools
 import json
 import re
 import secrets
+import threading
+import zipfile
 from typing import Any, Dict, List, Optional
 
-from .api import (decode_page_token, encode_page_token, page_envelope, invalid_parameter, invalid_state,
-                  not_found, parse_bool, route)
+from .api import (ApiError, copy_json, decode_cursor, encode_cursor, invalid_parameter, invalid_state,
+                  json_response, not_found, parse_bool, route)
 
 V = r"/api/(?P<version>2\.[012])/jobs"
 
-ACTIVE_LIFE_CYCLES = ("QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")
 TERMINAL_LIFE_CYCLES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 TASK_TYPES = ("notebook_task", "spark_python_task", "spark_jar_task", "python_wheel_task", "sql_task",
               "dbt_task", "pipeline_task", "run_job_task", "condition_task", "for_each_task",
               "spark_submit_task", "clean_rooms_notebook_task", "dashboard_task", "power_bi_task",
               "gen_ai_compute_task")
+RUNNABLE = ("notebook_task", "spark_python_task", "python_wheel_task", "sql_task", "condition_task", "run_job_task")
+NEEDS_COMPUTE = ("notebook_task", "spark_python_task", "python_wheel_task", "spark_jar_task", "spark_submit_task")
+COMPUTE_FIELDS = ("existing_cluster_id", "new_cluster", "job_cluster_key", "environment_key")
 RUN_ARRAYS = ("tasks", "iterations", "job_clusters", "job_parameters", "repair_history")
 JOB_ARRAYS = ("tasks", "job_clusters", "parameters", "environments")
 LEGACY_PARAMS = ("notebook_params", "python_params", "jar_params", "spark_submit_params",
                  "python_named_params", "sql_params", "dbt_commands", "pipeline_params")
 MULTI_TASK_OUTPUT = ("Retrieving the output of runs with multiple tasks is not supported. Please retrieve "
                      "the output of each individual task run instead.")
-_EXIT_MARK = "__DBX_NOTEBOOK_EXIT__"
+MULTI_TASK_EXPORT = ("Exporting runs with multiple tasks is not supported. Please export each individual "
+                     "task run instead.")
+WORKLOAD_FAILED = "Workload failed, see run output for details"
+NOTEBOOK_RESULT_LIMIT = 5 * 1024 * 1024
+LOGS_LIMIT = 5 * 1024 * 1024
 
 # result_state -> (status.termination_details code, type)
 _TERMINATION = {
@@ -88,70 +103,83 @@ _TERMINATION = {
 
 # --------------------------------------------------------------------------- store
 
-class JobsConfig:
-    """Knobs of the jobs area. Tests change them at any time (and restore them)."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.pending_seconds = 0.2         # task PENDING (cluster / context setup)
-        self.task_seconds = 0.5            # task RUNNING
-        self.array_page_size = 100         # paged arrays of jobs/get and runs/get (2.2)
-        self.runs_list_max_limit = 25      # runs/list: larger limits answer 400
-        self.jobs_list_max_limit = 100     # jobs/list: limit 1..100
-        self.jobs_page_cap = 100           # jobs/list: most jobs per page, whatever the limit
-        self.runs_page_cap = 25            # runs/list: most runs per page, whatever the limit
-        self.parent_output_single_task = True   # runs/get-output accepts a single-task parent run id
-        self.python_timeout = 60.0         # seconds for inline task code
-
-    def as_dict(self) -> dict:
-        return dict(vars(self))
-
-
 class JobsStore:
+    """Jobs and runs, with the sorted indexes the lists page over."""
+
     def __init__(self) -> None:
-        self.config = JobsConfig()
         self.jobs: Dict[int, dict] = {}
+        self.job_ids: List[int] = []                # ascending; ids of deleted jobs are skipped
+        self.by_name: Dict[str, List[int]] = {}     # lower-case name -> ascending job ids
         self.runs: Dict[int, dict] = {}
+        self.run_keys: List[tuple] = []             # ascending (created ms, run id)
+        self.job_run_keys: Dict[int, List[tuple]] = {}
+        self.active: set = set()                    # run ids that are QUEUED, running or cleaning up
+        self.active_by_job: Dict[int, set] = {}     # job id -> its active run ids
         self.task_index: Dict[int, tuple] = {}      # task run id -> (parent run id, task_key)
         self.tokens: Dict[str, int] = {}            # idempotency token -> run id
-        self.presets: List[dict] = []
+        self.last_end: Dict[int, int] = {}          # job id -> latest end time of its runs
         self.ids = itertools.count(secrets.randbelow(9 * 10 ** 11) + 10 ** 11)
         self.run_ids = itertools.count(secrets.randbelow(9 * 10 ** 12) + 10 ** 14)
-        self._executor = None
+        self.ticker: Optional[threading.Thread] = None
+        self.closed = False
+        self.close_registered = False
 
-    def executor(self):
-        """Worker threads for tasks' inline code (created on first use)."""
-        if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="emulator-jobs")
-        return self._executor
+    # -- jobs
+    def add_job(self, job: dict) -> None:
+        jid = job["job_id"]
+        self.jobs[jid] = job
+        _insert(self.job_ids, jid)
+        _insert(self.by_name.setdefault(_name_key(job), []), jid)
 
-    def preset_outcome(self, target_id: int, task_key: Optional[str], result_state: str = "FAILED", *,
-                       error: Optional[str] = None, error_trace: Optional[str] = None,
-                       logs: Optional[str] = None, notebook_result: Optional[str] = None,
-                       times: Optional[int] = 1) -> dict:
-        """The next ``times`` executions of ``task_key`` (any task when None) in runs of job
-        ``target_id`` (or in run ``target_id``) end with ``result_state`` (SUCCESS, FAILED,
-        TIMEDOUT, CANCELED or INTERNAL_ERROR) and the given output. ``times=None``: always."""
-        p = {"target": int(target_id), "task_key": task_key, "result_state": result_state.upper(),
-             "error": error, "error_trace": error_trace, "logs": logs, "notebook_result": notebook_result,
-             "remaining": times}
-        self.presets.append(p)
-        return p
+    def rename(self, job: dict, old_settings: dict) -> None:
+        old = (old_settings.get("name") or "").lower()
+        new = _name_key(job)
+        if old != new:
+            _discard(self.by_name.get(old), job["job_id"])
+            _insert(self.by_name.setdefault(new, []), job["job_id"])
 
-    def clear_presets(self) -> None:
-        self.presets.clear()
+    def remove_job(self, job: dict) -> None:
+        del self.jobs[job["job_id"]]
+        _discard(self.by_name.get(_name_key(job)), job["job_id"])
+        if len(self.job_ids) > 2 * len(self.jobs) + 64:
+            self.job_ids = sorted(self.jobs)
 
-    def reset(self) -> None:
-        """Forget every job, run and preset; restore the config."""
-        self.jobs.clear()
-        self.runs.clear()
-        self.task_index.clear()
-        self.tokens.clear()
-        self.presets.clear()
-        self.config.reset()
+    # -- runs
+    def activate(self, run: dict) -> None:
+        self.active.add(run["run_id"])
+        self.active_by_job.setdefault(run["job_id"], set()).add(run["run_id"])
+
+    def deactivate(self, run: dict) -> None:
+        self.active.discard(run["run_id"])
+        ids = self.active_by_job.get(run["job_id"])
+        if ids is not None:
+            ids.discard(run["run_id"])
+            if not ids:
+                del self.active_by_job[run["job_id"]]
+
+    def add_run(self, run: dict) -> None:
+        key = (run["created"], run["run_id"])
+        self.runs[run["run_id"]] = run
+        _insert(self.run_keys, key)
+        _insert(self.job_run_keys.setdefault(run["job_id"], []), key)
+
+
+def _name_key(job: dict) -> str:
+    return (job["settings"].get("name") or "").lower()
+
+
+def _insert(seq: list, item) -> None:
+    if not seq or seq[-1] < item:
+        seq.append(item)
+    else:
+        bisect.insort(seq, item)
+
+
+def _discard(seq: Optional[list], item) -> None:
+    if seq:
+        i = bisect.bisect_left(seq, item)
+        if i < len(seq) and seq[i] == item:
+            del seq[i]
 
 
 def store_of(state) -> JobsStore:
@@ -164,8 +192,41 @@ def store_of(state) -> JobsStore:
 
 
 def _cfg(state, name: str):
-    v = getattr(state.config, f"jobs_{name}", None)
-    return v if v is not None else getattr(store_of(state).config, name)
+    return getattr(state.config, f"jobs_{name}")
+
+
+def _ensure_ticker(st, store: JobsStore) -> None:
+    """While runs are active, tick every 50 ms so they progress without being polled."""
+    if store.ticker is not None and store.ticker.is_alive():
+        return
+    if not store.active or store.closed:
+        return
+
+    def loop():
+        import time as _time
+        while not store.closed:
+            _time.sleep(0.05)
+            with st.lock:
+                if store.closed:
+                    return
+                tick(st)
+                if not store.active:
+                    store.ticker = None
+                    return
+
+    def stop():
+        store.closed = True
+        for run in list(store.runs.values()):
+            for t in run["all_task_runs"]:
+                prog = t.get("program")
+                if prog is not None and not prog.done():
+                    prog.cancel()
+
+    if not store.close_registered:
+        store.close_registered = True
+        st.on_close(stop)
+    store.ticker = threading.Thread(target=loop, name="emulator-jobs-ticker", daemon=True)
+    store.ticker.start()
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -226,7 +287,72 @@ def _bool_body(body: dict, name: str, default=None):
 
 # --------------------------------------------------------------------------- settings validation
 
-def _validate_tasks(tasks: Any, job_clusters: list, *, submit: bool = False) -> list:
+_RUN_IF = ("ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE", "AT_LEAST_ONE_FAILED", "ALL_FAILED")
+
+
+def _check_cluster_spec(st, spec: Any, where: str) -> None:
+    from .clusters import validate_spec
+    try:
+        validate_spec(st, spec)
+    except ApiError as e:
+        raise invalid_parameter(f"{where}: {e.message}") from None
+
+
+def _validate_task_body(st, t: dict, key: str) -> None:
+    """A task's compute and its task type's required fields."""
+    compute = [k for k in COMPUTE_FIELDS if t.get(k) is not None]
+    if len(compute) > 1:
+        raise invalid_parameter(f"Task {key} can use only one of existing_cluster_id, new_cluster, job_cluster_key "
+                                f"and environment_key (found {', '.join(compute)}).")
+    if t.get("new_cluster") is not None:
+        _check_cluster_spec(st, t["new_cluster"], f"Task {key}: new_cluster")
+    cid = t.get("existing_cluster_id")
+    if cid is not None:
+        if not isinstance(cid, str) or not cid:
+            raise invalid_parameter(f"Task {key}: existing_cluster_id must be a cluster id.")
+        from .clusters import lookup
+        c = lookup(st, cid)
+        if c is not None and c.source == "JOB":
+            raise invalid_parameter("existing_cluster_id only supports all-purpose cluster IDs")
+    nb = t.get("notebook_task")
+    if nb is not None:
+        path = nb.get("notebook_path") if isinstance(nb, dict) else None
+        if not path or not isinstance(path, str):
+            raise invalid_parameter(f"Task {key}: Missing required field: notebook_task.notebook_path")
+        if (nb.get("source") or "WORKSPACE") == "WORKSPACE" and not path.startswith("/"):
+            raise invalid_parameter(f"Invalid notebook_path: {path}. Only absolute paths are currently supported. "
+                                    "Paths must begin with '/'.")
+        if nb.get("base_parameters") is not None and not isinstance(nb["base_parameters"], dict):
+            raise invalid_parameter(f"Task {key}: notebook_task.base_parameters must be a map of string to string.")
+    sp = t.get("spark_python_task")
+    if sp is not None:
+        if not isinstance(sp, dict) or not sp.get("python_file"):
+            raise invalid_parameter(f"Task {key}: Missing required field: spark_python_task.python_file")
+        if sp.get("parameters") is not None and not isinstance(sp["parameters"], list):
+            raise invalid_parameter(f"Task {key}: spark_python_task.parameters must be an array of strings.")
+    wt = t.get("python_wheel_task")
+    if wt is not None:
+        missing = [f for f in ("package_name", "entry_point") if not (isinstance(wt, dict) and wt.get(f))]
+        if missing:
+            raise invalid_parameter(f"Task {key}: Missing required field(s): "
+                                    + ", ".join(f"python_wheel_task.{f}" for f in missing))
+    sql = t.get("sql_task")
+    if sql is not None:
+        if not isinstance(sql, dict) or not sql.get("warehouse_id"):
+            raise invalid_parameter(f"Task {key}: Missing required field: sql_task.warehouse_id")
+        kinds = [k for k in ("query", "file", "alert", "dashboard") if sql.get(k) is not None]
+        if len(kinds) != 1:
+            raise invalid_parameter(f"Task {key}: sql_task needs exactly one of query, file, alert and dashboard.")
+        if sql.get("file") is not None and not (isinstance(sql["file"], dict) and sql["file"].get("path")):
+            raise invalid_parameter(f"Task {key}: Missing required field: sql_task.file.path")
+        if sql.get("query") is not None and not (isinstance(sql["query"], dict) and sql["query"].get("query_id")):
+            raise invalid_parameter(f"Task {key}: Missing required field: sql_task.query.query_id")
+    rj = t.get("run_job_task")
+    if rj is not None and not (isinstance(rj, dict) and rj.get("job_id") is not None):
+        raise invalid_parameter(f"Task {key}: Missing required field: run_job_task.job_id")
+
+
+def _validate_tasks(st, tasks: Any, job_clusters: list, *, submit: bool = False) -> list:
     if tasks is None:
         return []
     if not isinstance(tasks, list):
@@ -257,6 +383,10 @@ def _validate_tasks(tasks: Any, job_clusters: list, *, submit: bool = False) -> 
                 raise invalid_parameter(f"Task {key} refers to job cluster {jck}, which is not defined in job_clusters.")
         if t.get("run_if") is not None and t["run_if"] not in _RUN_IF:
             raise invalid_parameter(f"Task {key}: invalid run_if {t['run_if']!r}.")
+        to = t.get("timeout_seconds")
+        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 0):
+            raise invalid_parameter(f"Task {key}: invalid timeout_seconds {to!r}.")
+        _validate_task_body(st, t, key)
     for t in tasks:
         for dep in t.get("depends_on") or []:
             dk = dep.get("task_key") if isinstance(dep, dict) else None
@@ -285,7 +415,7 @@ def _check_cycles(tasks: list) -> None:
         visit(k)
 
 
-def _validate_settings(s: dict, version: str) -> dict:
+def _validate_settings(st, s: dict, version: str) -> dict:
     if not isinstance(s, dict):
         raise invalid_parameter("new_settings must be an object.")
     s = copy.deepcopy(s)
@@ -301,7 +431,8 @@ def _validate_settings(s: dict, version: str) -> dict:
         if k in jkeys:
             raise invalid_parameter(f"Job cluster key {k} is duplicated.")
         jkeys.add(k)
-    _validate_tasks(s.get("tasks"), jcs)
+        _check_cluster_spec(st, c.get("new_cluster"), f"Job cluster {k}: new_cluster")
+    _validate_tasks(st, s.get("tasks"), jcs)
     mcr = s.get("max_concurrent_runs")
     if mcr is not None and (not isinstance(mcr, int) or isinstance(mcr, bool) or not 0 <= mcr <= 1000):
         raise invalid_parameter(f"Invalid max_concurrent_runs {mcr!r}: it must be between 0 and 1000.")
@@ -353,7 +484,7 @@ def _paged(obj: dict, holder: dict, names, token: Optional[str], version: str, p
     """Cut the arrays ``names`` of ``holder`` to one page; set next_page_token on ``obj``."""
     if version != "2.2":
         return obj
-    offset = decode_page_token(token, kind) if token else 0
+    offset = _cursor_int(token, kind, "o") if token else 0
     more = False
     for n in names:
         arr = holder.get(n)
@@ -363,11 +494,19 @@ def _paged(obj: dict, holder: dict, names, token: Optional[str], version: str, p
         if len(arr) > offset + page:
             more = True
     if more:
-        obj["next_page_token"] = encode_page_token(offset + page, kind)
+        obj["next_page_token"] = encode_cursor(kind, o=offset + page)
         obj["has_more"] = True
     else:
         obj["has_more"] = False
     return obj
+
+
+def _cursor_int(token: str, kind: str, field: str) -> int:
+    data = decode_cursor(token, kind)
+    value = data.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise invalid_parameter(f"Invalid page token: {token}")
+    return value
 
 
 # --------------------------------------------------------------------------- jobs endpoints
@@ -375,20 +514,22 @@ def _paged(obj: dict, holder: dict, names, token: Optional[str], version: str, p
 @route("POST", V + r"/create")
 def create_job(req):
     body = req.body
-    settings = {k: v for k, v in body.items() if k != "access_control_list"}
-    settings = _validate_settings(settings, req.params["version"])
     st = req.state
+    acl = body.get("access_control_list")
+    if acl is not None and not isinstance(acl, list):
+        raise invalid_parameter("access_control_list must be an array.")
+    settings = {k: v for k, v in body.items() if k != "access_control_list"}
     with st.lock:
+        settings = _validate_settings(st, settings, req.params["version"])
         store = store_of(st)
         jid = next(store.ids)
-        store.jobs[jid] = {"job_id": jid, "creator_user_name": _user(req), "run_as_user_name": _user(req),
-                           "created_time": _ms(st), "settings": settings}
+        store.add_job({"job_id": jid, "creator_user_name": _user(req), "run_as_user_name": _user(req),
+                       "created_time": _ms(st), "settings": settings})
+        if acl:
+            from .permissions import set_initial
+            set_initial(st, "jobs", str(jid), acl)
         st.applied["jobs/create"] += 1
     return {"job_id": jid}
-
-
-def _job_view(job: dict) -> dict:
-    return copy.deepcopy(job)
 
 
 @route("GET", V + r"/get")
@@ -396,9 +537,82 @@ def get_job(req):
     st = req.state
     with st.lock:
         job = _job(req, req.param("job_id"))
-        out = _job_view(job)
+        out = copy_json(job)
         return _paged(out, out["settings"], JOB_ARRAYS, req.q("page_token"), req.params["version"],
                       int(_cfg(st, "array_page_size")), "job")
+
+
+def _list_item(j: dict, expand: bool, page: int, version: str) -> dict:
+    s = j["settings"]
+    if expand:
+        settings = dict(s)
+        more = False
+        for n in ("tasks", "job_clusters"):
+            if isinstance(s.get(n), list):
+                more = more or len(s[n]) > page
+                settings[n] = s[n][:page]
+    else:
+        settings = {k: v for k, v in s.items() if k not in ("tasks", "job_clusters")}
+    item = {"job_id": j["job_id"], "creator_user_name": j["creator_user_name"],
+            "created_time": j["created_time"], "settings": settings}
+    if expand and version == "2.2":
+        item["has_more"] = more
+    return item
+
+
+def _keyset(ids: list, live, token: Optional[str], kind: str, limit: int, offset: int, *, reverse: bool,
+            lo: int = 0, hi: Optional[int] = None):
+    """One page of a keyset listing over the sorted ``ids[lo:hi]`` (largest first when ``reverse``):
+    (items, next token, previous token). ``live(id)`` -> the item, or None (deleted, filtered out).
+    A page costs O(page + skipped ids), so a whole listing, however many pages, is linear."""
+    hi = len(ids) if hi is None else hi
+    direction = "next"
+    if token:
+        cur = decode_cursor(token, kind)
+        direction = cur.get("d", "next")
+        pos = cur.get("p")
+        if (direction not in ("next", "prev") or not isinstance(pos, list) or not pos
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in pos)):
+            raise invalid_parameter(f"Invalid page token: {token}")
+        pos = tuple(pos) if len(pos) > 1 else pos[0]
+    forward = (direction == "next") != reverse      # walking towards larger ids?
+    if not token:
+        i = hi - 1 if reverse else lo
+    elif forward:
+        i = max(lo, bisect.bisect_right(ids, pos, lo, hi))
+    else:
+        i = min(hi, bisect.bisect_left(ids, pos, lo, hi)) - 1
+    step = 1 if forward else -1
+    items, keys = [], []
+    skip = offset if not token else 0
+    while lo <= i < hi and len(items) < limit:
+        item = live(ids[i])
+        if item is not None:
+            if skip:
+                skip -= 1
+            else:
+                items.append(item)
+                keys.append(ids[i])
+        i += step
+    more = False
+    while lo <= i < hi:
+        if live(ids[i]) is not None:
+            more = True
+            break
+        i += step
+    if direction == "prev":
+        items.reverse()
+        keys.reverse()
+        has_next, has_prev = bool(items), more
+    else:
+        has_next, has_prev = more, bool(token) or offset > 0
+
+    def tok(d, key):
+        return encode_cursor(kind, d=d, p=list(key) if isinstance(key, tuple) else [key])
+
+    nxt = tok("next", keys[-1]) if has_next and keys else None
+    prev = tok("prev", keys[0]) if has_prev and keys else None
+    return items, nxt, prev
 
 
 @route("GET", V + r"/list")
@@ -406,40 +620,30 @@ def list_jobs(req):
     st = req.state
     version = req.params["version"]
     limit = req.q_int("limit", 20)
-    maxl = int(_cfg(st, "jobs_list_max_limit"))
+    maxl = int(_cfg(st, "list_max_limit"))
     if limit is None or limit < 1 or limit > maxl:
         raise invalid_parameter(f"Invalid limit {limit} - it has to be between 1 and {maxl}.")
-    limit = min(limit, int(_cfg(st, "jobs_page_cap")))
+    limit = min(limit, int(_cfg(st, "page_cap")))
     offset = req.q_int("offset", 0) or 0
-    token = req.q("page_token")
-    if token:
-        offset = decode_page_token(token, "jobs")
+    if offset < 0:
+        raise invalid_parameter("offset must not be negative.")
     name = req.q("name")
     expand = req.q_bool("expand_tasks", False)
     page = int(_cfg(st, "array_page_size"))
     with st.lock:
-        jobs = sorted(store_of(st).jobs.values(), key=lambda j: j["job_id"])
-        if name:
-            jobs = [j for j in jobs if (j["settings"].get("name") or "").lower() == name.lower()]
-        chunk = jobs[offset:offset + limit]
-        items = []
-        for j in chunk:
-            item = {"job_id": j["job_id"], "creator_user_name": j["creator_user_name"],
-                    "created_time": j["created_time"], "settings": copy.deepcopy(j["settings"])}
-            s = item["settings"]
-            if expand:
-                more = False
-                for n in ("tasks", "job_clusters"):
-                    if isinstance(s.get(n), list):
-                        more = more or len(s[n]) > page
-                        s[n] = s[n][:page]
-                if version == "2.2":
-                    item["has_more"] = more
-            else:
-                for n in ("tasks", "job_clusters"):
-                    s.pop(n, None)
-            items.append(item)
-        return page_envelope("jobs", items, offset, limit, len(jobs))
+        store = store_of(st)
+        ids = store.by_name.get(name.lower(), []) if name else store.job_ids
+        jobs = store.jobs
+
+        found, nxt, prev = _keyset(ids, jobs.get, req.q("page_token"), "jobs", limit, offset, reverse=False)
+        out: dict = {"has_more": bool(nxt)}
+        if found:
+            out["jobs"] = [_list_item(j, expand, page, version) for j in found]
+        if nxt:
+            out["next_page_token"] = nxt
+        if prev:
+            out["prev_page_token"] = prev
+        return json_response(out)
 
 
 def _merge_keyed(old: list, new: list, key: str) -> list:
@@ -488,7 +692,9 @@ def update_job(req):
                 s[arr] = after
             else:
                 s.pop(f, None)
-        job["settings"] = _validate_settings(s, req.params["version"])
+        old = job["settings"]
+        job["settings"] = _validate_settings(st, s, req.params["version"])
+        store_of(st).rename(job, old)
         st.applied["jobs/update"] += 1
     return {}
 
@@ -502,7 +708,9 @@ def reset_job(req):
         raise invalid_parameter("Missing required field: new_settings")
     with st.lock:
         job = _job(req, body.get("job_id"))
-        job["settings"] = _validate_settings(new, req.params["version"])
+        old = job["settings"]
+        job["settings"] = _validate_settings(st, new, req.params["version"])
+        store_of(st).rename(job, old)
         st.applied["jobs/reset"] += 1
     return {}
 
@@ -512,8 +720,7 @@ def delete_job(req):
     st = req.state
     with st.lock:
         job = _job(req, req.body.get("job_id"))
-        store = store_of(st)
-        del store.jobs[job["job_id"]]
+        store_of(st).remove_job(job)
         st.applied["jobs/delete"] += 1
     return {}
 
@@ -535,16 +742,18 @@ def _new_task_run(store: JobsStore, run: dict, spec: dict, attempt: int = 0, not
     tid = next(store.run_ids)
     store.task_index[tid] = (run["run_id"], spec["task_key"])
     t = {"spec": copy.deepcopy(spec), "run_id": tid, "attempt_number": attempt, "phase": "BLOCKED",
-         "not_before": not_before, "ready_at": None, "run_at": None, "done_at": None,
-         "result_state": None, "life_cycle_final": None, "state_message": "", "user_cancelled": False,
-         "output": {}, "error": None, "error_trace": None, "repair_id": None}
+         "not_before": not_before, "ready_at": None, "run_at": None, "min_done": None, "done_at": None,
+         "cleanup_ms": 0, "result_state": None, "life_cycle_final": None, "state_message": "",
+         "termination": None, "user_cancelled": False, "output": {}, "error": None, "error_trace": None,
+         "repair_id": None, "cluster_id": None, "started_cluster": False, "owned_cluster": False,
+         "program": None, "sync_outcome": None, "plan": None, "source": None, "child_run_id": None,
+         "condition_result": None, "started": False}
     run["all_task_runs"].append(t)
     return t
 
 
-def _create_run(req, *, job: Optional[dict], settings: dict, body: dict, run_type: str, kind: str) -> int:
-    st = req.state
-    store = store_of(st)
+def _create_run(st, store: JobsStore, *, job: Optional[dict], settings: dict, body: dict, run_type: str,
+                kind: str, user: str, base_url: str, trigger: str = "ONE_TIME") -> int:
     token = body.get("idempotency_token")
     if token is not None:
         if not isinstance(token, str) or len(token) > 64:
@@ -556,8 +765,6 @@ def _create_run(req, *, job: Optional[dict], settings: dict, body: dict, run_typ
                 raise invalid_state(f"The run created with idempotency token {token} was deleted.")
             return rid
     now = _ms(st)
-    rid = next(store.run_ids)
-    job_id = job["job_id"] if job else next(store.ids)
     overriding = {k: copy.deepcopy(body[k]) for k in LEGACY_PARAMS if body.get(k) is not None}
     if body.get("notebook_params") is not None and body.get("jar_params") is not None:
         raise invalid_parameter("notebook_params and jar_params cannot be specified together.")
@@ -574,52 +781,60 @@ def _create_run(req, *, job: Optional[dict], settings: dict, body: dict, run_typ
         spec_tasks = [t for t in spec_tasks if t["task_key"] in keys]
         spec_tasks = [dict(t, depends_on=[d for d in t.get("depends_on") or [] if d["task_key"] in keys])
                       for t in spec_tasks]
+    from .clusters import lookup
+    for t in spec_tasks:
+        c = lookup(st, t.get("existing_cluster_id")) if t.get("existing_cluster_id") else None
+        if c is not None and c.source == "JOB":
+            raise invalid_parameter("existing_cluster_id only supports all-purpose cluster IDs")
+    rid = next(store.run_ids)
+    job_id = job["job_id"] if job else next(store.ids)
     queue = body.get("queue") if isinstance(body.get("queue"), dict) else settings.get("queue")
     run = {
         "run_id": rid, "job_id": job_id, "number_in_job": rid, "original_attempt_run_id": rid,
         "run_name": body.get("run_name") or settings.get("name") or "Untitled",
-        "run_type": run_type, "trigger": "ONE_TIME", "creator_user_name": _user(req),
-        "created": now, "start_time": now, "exec_start": None, "end_time": 0, "phase": "NEW",
+        "run_type": run_type, "trigger": trigger, "creator_user_name": user,
+        "created": now, "exec_start": None, "end_time": 0, "phase": "NEW",
         "result_state": None, "state_message": "", "user_cancelled": False, "life_cycle_final": None,
-        "termination": None, "queue_details": None,
+        "termination": None, "queue_details": None, "cleanup_ms": 0,
         "job_clusters": copy.deepcopy(settings.get("job_clusters") or []),
         "job_parameters": _job_params(settings, jp),
         "overriding_parameters": overriding,
         "timeout_seconds": int(settings.get("timeout_seconds") or 0),
         "queue_enabled": bool((queue or {}).get("enabled")),
         "max_concurrent": settings.get("max_concurrent_runs", 1) if job else None,
-        "all_task_runs": [], "repairs": [], "cancel_at": None, "deleted": False,
-        "base_url": req.base_url, "idempotency_token": token, "kind": kind,
-        "git_source": copy.deepcopy(settings.get("git_source")),
+        "all_task_runs": [], "repairs": [], "cancel_at": None, "stop": None, "deleted": False,
+        "base_url": base_url, "idempotency_token": token, "kind": kind,
+        "git_source": copy.deepcopy(settings.get("git_source")), "clusters": {},
     }
     for spec in spec_tasks:
         _new_task_run(store, run, spec)
-    store.runs[rid] = run
+    store.add_run(run)
     if token is not None:
         store.tokens[token] = rid
     st.applied[kind] += 1
     _admit(st, store, run, now)
+    _ensure_ticker(st, store)
     return rid
 
 
-def _active(run: dict) -> bool:
-    return run["phase"] in ("QUEUED", "ACTIVE")
+def _job_active(store: JobsStore, job_id: int, exclude=None) -> List[dict]:
+    return [store.runs[i] for i in store.active_by_job.get(job_id, ()) if store.runs[i] is not exclude]
 
 
 def _admit(st, store: JobsStore, run: dict, now: int) -> None:
     """A new run starts, queues, or is skipped by the job's concurrency limit."""
     if run["max_concurrent"] is None:
-        _start(run, now)
+        _start(store, run, now)
         return
-    others = [r for r in store.runs.values() if r["job_id"] == run["job_id"] and r is not run
-              and not r.get("deleted") and _active(r)]
-    running = [r for r in others if r["phase"] == "ACTIVE"]
+    others = _job_active(store, run["job_id"], exclude=run)
+    running = [r for r in others if r["phase"] in ("ACTIVE", "CLEANUP")]
     queued = [r for r in others if r["phase"] == "QUEUED"]
     limit = int(run["max_concurrent"])
     if limit > 0 and len(running) < limit and not queued:
-        _start(run, now)
+        _start(store, run, now)
     elif limit > 0 and run["queue_enabled"]:
         run["phase"] = "QUEUED"
+        store.activate(run)
         run["queue_details"] = {"code": "MAX_CONCURRENT_RUNS_REACHED",
                                 "message": f"Queued because the limit of {limit} concurrent runs of this job was reached."}
     else:
@@ -631,12 +846,12 @@ def _admit(st, store: JobsStore, run: dict, now: int) -> None:
                                 f"has been reached.")
         run["termination"] = ("MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR")
         for t in run["all_task_runs"]:
-            t.update(phase="DONE", life_cycle_final="SKIPPED", done_at=now, ready_at=now,
-                     state_message="The run was skipped.")
+            t.update(phase="DONE", life_cycle_final="SKIPPED", done_at=now, state_message="The run was skipped.")
 
 
-def _start(run: dict, at: int) -> None:
+def _start(store: JobsStore, run: dict, at: int) -> None:
     run["phase"] = "ACTIVE"
+    store.activate(run)
     run["exec_start"] = at
     run["queue_details"] = None
     for t in run["all_task_runs"]:
@@ -646,7 +861,6 @@ def _start(run: dict, at: int) -> None:
 
 # --------------------------------------------------------------------------- the clock
 
-_RUN_IF = ("ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE", "AT_LEAST_ONE_FAILED", "ALL_FAILED")
 _FAILED = ("FAILED", "TIMEDOUT", "UPSTREAM_FAILED", "INTERNAL_ERROR")
 _CANCELED = ("CANCELED", "UPSTREAM_CANCELED")
 
@@ -690,6 +904,19 @@ def _condition(run_if: str, results: List[str]):
     return True, None
 
 
+def _fail_task(t: dict, at: int, message: str, termination: tuple, *, internal: bool = True,
+               error: Optional[str] = None) -> None:
+    """A task that cannot run (missing compute or code, unsupported): it ends now."""
+    prog = t.get("program")
+    if prog is not None and not prog.done():
+        prog.cancel()
+    if t["ready_at"] is None:
+        t["ready_at"] = at
+    t.update(phase="DONE", run_at=t["run_at"] if t["run_at"] is not None and t["run_at"] <= at else at,
+             done_at=at, result_state="FAILED", life_cycle_final="INTERNAL_ERROR" if internal else None,
+             state_message=message, termination=termination, error=error or message)
+
+
 def _advance_tasks(st, store: JobsStore, run: dict, horizon: int) -> None:
     pending_ms = int(float(_cfg(st, "pending_seconds")) * 1000)
     task_ms = int(float(_cfg(st, "task_seconds")) * 1000)
@@ -701,7 +928,7 @@ def _advance_tasks(st, store: JobsStore, run: dict, horizon: int) -> None:
             if t["phase"] == "BLOCKED":
                 deps = [current.get(d["task_key"]) for d in t["spec"].get("depends_on") or []]
                 deps = [d for d in deps if d is not None]
-                if any(d["phase"] != "DONE" for d in deps):
+                if any(d["phase"] != "DONE" or d["done_at"] > horizon for d in deps):
                     continue
                 ready = max([t["not_before"]] + [d["done_at"] for d in deps])
                 if ready > horizon:
@@ -713,66 +940,169 @@ def _advance_tasks(st, store: JobsStore, run: dict, horizon: int) -> None:
                     want = dep.get("outcome")
                     if want is not None and str(d.get("condition_result", "")).lower() != str(want).lower():
                         ok, skipped_as = False, "EXCLUDED"
-                t["ready_at"] = ready
                 if t["spec"].get("disabled"):
-                    t.update(phase="DONE", run_at=ready, done_at=ready, result_state="DISABLED",
+                    t.update(phase="DONE", ready_at=ready, run_at=ready, done_at=ready, result_state="DISABLED",
                              state_message="This task is disabled.")
                 elif not ok:
                     msg = {"UPSTREAM_FAILED": "Upstream task(s) failed.",
                            "UPSTREAM_CANCELED": "Upstream task(s) were canceled.",
                            "EXCLUDED": "The task was excluded because its run-if condition was not met."}[skipped_as]
-                    t.update(phase="DONE", run_at=ready, done_at=ready, result_state=skipped_as, state_message=msg)
+                    t.update(phase="DONE", ready_at=ready, run_at=ready, done_at=ready, result_state=skipped_as,
+                             state_message=msg)
                 else:
-                    t.update(phase="SCHEDULED", run_at=ready + pending_ms, done_at=ready + pending_ms + task_ms)
-                    _begin(st, store, run, t)
+                    t["ready_at"] = ready
+                    t["phase"] = "WAITING"
+                    _acquire_compute(st, store, run, t, ready)
                 progress = True
-            elif t["phase"] == "SCHEDULED" and t["done_at"] <= horizon:
-                if _finish_task(st, store, run, t, horizon):
+            elif t["phase"] == "WAITING":
+                since = _compute_ready(st, run, t, horizon)
+                if since is None:
+                    continue
+                if t["phase"] == "DONE":
                     progress = True
+                    continue
+                run_at = max(t["ready_at"], since) + pending_ms
+                t.update(phase="SCHEDULED", run_at=run_at, min_done=run_at + task_ms)
+                progress = True
+            elif t["phase"] == "SCHEDULED":
+                if not t["started"] and t["run_at"] <= horizon:
+                    _plan(st, store, run, t)            # its notebook, file or wheels must exist now
+                    if t["phase"] == "SCHEDULED":
+                        _begin(st, store, run, t)
+                    progress = True
+                lost = _cluster_lost(st, t) if t["phase"] == "SCHEDULED" and t["started"] else None
+                if lost:
+                    _fail_task(t, max(t["run_at"], min(horizon, _ms(st))), lost, ("CLUSTER_ERROR", "CLIENT_ERROR"))
+                    progress = True
+                elif t["phase"] == "SCHEDULED" and t["started"]:
+                    limit = int(t["spec"].get("timeout_seconds") or 0)
+                    if limit and t["run_at"] + limit * 1000 <= horizon:
+                        _timeout_task(st, run, t, t["run_at"] + limit * 1000, limit)
+                        progress = True
+                    elif t["min_done"] <= horizon and _finish_task(st, store, run, t, horizon):
+                        progress = True
 
 
-def _finish_run(run: dict, at: int) -> None:
+def _timeout_task(st, run: dict, t: dict, at: int, limit: int) -> None:
+    prog = t.get("program")
+    if prog is not None:
+        prog.cancel()
+    if t.get("child_run_id") is not None:
+        child = store_of(st).runs.get(t["child_run_id"])
+        if child is not None:
+            _cancel(st, child, at)
+    t.update(phase="DONE", done_at=at, result_state="TIMEDOUT", user_cancelled=True,
+             state_message=f"Task {t['spec']['task_key']} timed out after {limit} seconds.",
+             error=f"Task {t['spec']['task_key']} timed out after {limit} seconds.")
+    _release_task_cluster(st, t, at)
+
+
+def _finish_run(st, store: JobsStore, run: dict, at: int) -> None:
     tasks = _tasks_now(run)
     results = [_task_result(t) for t in tasks]
-    run["phase"] = "DONE"
     run["end_time"] = at
-    if any(t["life_cycle_final"] == "INTERNAL_ERROR" for t in tasks):
+    if run["stop"] is not None:
+        stop = run["stop"]
+        run["life_cycle_final"] = "TERMINATED"
+        run["result_state"] = stop["result"]
+        run["state_message"] = stop["message"]
+        run["user_cancelled"] = True
+        run["termination"] = ("USER_CANCELED", "SUCCESS") if stop["result"] == "CANCELED" else ("CANCELED", "CLIENT_ERROR")
+    elif any(t["life_cycle_final"] == "INTERNAL_ERROR" for t in tasks):
+        bad = next(t for t in tasks if t["life_cycle_final"] == "INTERNAL_ERROR")
         run["life_cycle_final"] = "INTERNAL_ERROR"
         run["result_state"] = "FAILED"
-        bad = next(t for t in tasks if t["life_cycle_final"] == "INTERNAL_ERROR")
-        run["state_message"] = f"Task {bad['spec']['task_key']} failed with an internal error: {bad['state_message']}"
-        run["termination"] = ("INTERNAL_ERROR", "INTERNAL_ERROR")
-    elif run["user_cancelled"] or (any(r == "CANCELED" for r in results) and not any(r in _FAILED for r in results)):
+        run["state_message"] = _failure_message(run, bad)
+        run["termination"] = bad["termination"] or ("INTERNAL_ERROR", "INTERNAL_ERROR")
+    elif any(r == "CANCELED" for r in results) and not any(r in _FAILED for r in results):
         run["life_cycle_final"] = "TERMINATED"
         run["result_state"] = "CANCELED"
         run["state_message"] = run["state_message"] or "Run cancelled."
         run["termination"] = ("USER_CANCELED", "SUCCESS")
     elif any(r == "TIMEDOUT" for r in results):
+        t = next(t for t in tasks if _task_result(t) == "TIMEDOUT")
         run["life_cycle_final"] = "TERMINATED"
         run["result_state"] = "TIMEDOUT"
+        run["state_message"] = _failure_message(run, t)
         run["termination"] = ("CANCELED", "CLIENT_ERROR")
     elif any(r in _FAILED for r in results):
         run["life_cycle_final"] = "TERMINATED"
         run["result_state"] = "FAILED"
         failed = [t for t in tasks if _task_result(t) == "FAILED"] or [t for t in tasks if _task_result(t) in _FAILED]
-        if failed:
-            t = failed[0]
-            run["state_message"] = (f"Task {t['spec']['task_key']} failed with message: "
-                                    f"{t['error'] or 'Workload failed, see run output for details.'}")
+        run["state_message"] = _failure_message(run, failed[0])
         run["termination"] = ("RUN_EXECUTION_ERROR", "CLIENT_ERROR")
     else:
         run["life_cycle_final"] = "TERMINATED"
         run["result_state"] = "SUCCESS"
         run["state_message"] = ""
         run["termination"] = ("SUCCESS", "SUCCESS")
+    _complete(st, store, run)
+
+
+def _failure_message(run: dict, t: dict) -> str:
+    key = t["spec"]["task_key"]
+    msg = f"Task {key} failed with message: {(t['state_message'] or WORKLOAD_FAILED).rstrip('.')}."
+    downstream = any(key in [d["task_key"] for d in (x["spec"].get("depends_on") or [])] for x in _tasks_now(run))
+    if downstream:
+        msg += " This caused all downstream tasks to get skipped."
+    return msg
+
+
+def _complete(st, store: JobsStore, run: dict) -> None:
+    """The run has ended (at its end_time): clean up its clusters, free its concurrency slot."""
+    run["phase"] = "DONE"
+    at = run["end_time"]
+    store.deactivate(run)
+    store.last_end[run["job_id"]] = max(store.last_end.get(run["job_id"], 0), at)
+    from .clusters import lookup, terminate_job_cluster
+    owned = [t["cluster_id"] for t in run["all_task_runs"] if t.get("owned_cluster") and t.get("cluster_id")]
+    for cid in list(run["clusters"].values()) + owned:
+        c = lookup(st, cid)
+        if c is not None:
+            terminate_job_cluster(st, c, at / 1000.0)
     if run["repairs"]:
-        rep = run["repairs"][-1]
-        rep["end_time"] = at
-    else:
-        run["original_end"] = at
+        run["repairs"][-1]["end_time"] = at
+
+
+def _stop(st, store: JobsStore, run: dict, at: int, result: str, message: str) -> None:
+    """Cancel or time out an active run at ``at``: its running tasks are interrupted, the run is
+    TERMINATING while they clean up (``jobs_cancel_seconds``), then TERMINATED."""
+    cleanup = int(float(_cfg(st, "cancel_seconds")) * 1000)
+    started_any = False
+    for t in _tasks_now(run):
+        if t["phase"] == "DONE" and t["done_at"] <= at:
+            continue
+        prog = t.get("program")
+        if prog is not None:
+            prog.cancel()
+        if t.get("child_run_id") is not None:
+            child = store.runs.get(t["child_run_id"])
+            if child is not None:
+                _cancel(st, child, at)
+        started = t["phase"] in ("WAITING", "SCHEDULED") or (t["phase"] == "DONE" and t["done_at"] > at)
+        if started:
+            started_any = True
+            t.update(phase="DONE", done_at=at + cleanup, cleanup_ms=cleanup, result_state=result,
+                     user_cancelled=True, state_message=message, life_cycle_final=None)
+            if t["run_at"] is None or t["run_at"] > at:
+                t["run_at"] = at
+        else:
+            t.update(phase="DONE", done_at=at, result_state=result, user_cancelled=True,
+                     state_message="The task was canceled before it started." if result == "CANCELED" else message)
+        _release_task_cluster(st, t, t["done_at"])
+    run["stop"] = {"result": result, "message": message}
+    run["cleanup_ms"] = cleanup if started_any else 0
+    run["end_time"] = at + run["cleanup_ms"]
+    run["phase"] = "CLEANUP"
+    run["user_cancelled"] = True
+    run["state_message"] = message
 
 
 def _tick_run(st, store: JobsStore, run: dict, now: int) -> None:
+    if run["phase"] == "CLEANUP":
+        if run["end_time"] <= now:
+            _finish_run(st, store, run, run["end_time"])
+        return
     if run["phase"] != "ACTIVE":
         return
     horizon = now
@@ -784,70 +1114,163 @@ def _tick_run(st, store: JobsStore, run: dict, now: int) -> None:
         horizon = min(horizon, run["cancel_at"])
     _advance_tasks(st, store, run, horizon)
     tasks = _tasks_now(run)
-    if all(t["phase"] == "DONE" for t in tasks):
-        _finish_run(run, max([t["done_at"] for t in tasks] + [run["exec_start"] or run["created"]]))
+    if all(t["phase"] == "DONE" and t["done_at"] <= horizon for t in tasks):
+        _finish_run(st, store, run, max([t["done_at"] for t in tasks] + [run["exec_start"] or run["created"]]))
         return
-    stop = None
-    if run["cancel_at"] is not None and run["cancel_at"] <= now:
-        stop, result, cancelled, msg = run["cancel_at"], "CANCELED", True, "Run cancelled."
-    if limit_at is not None and limit_at <= now and (stop is None or limit_at < stop):
-        stop, result, cancelled, msg = limit_at, "TIMEDOUT", True, (
-            f"Run timed out after {run['timeout_seconds']} seconds.")
-    if stop is None:
+    if run["cancel_at"] is not None and run["cancel_at"] <= now and (limit_at is None or run["cancel_at"] <= limit_at):
+        _stop(st, store, run, run["cancel_at"], "CANCELED", "Run cancelled.")
+    elif limit_at is not None and limit_at <= now:
+        _stop(st, store, run, limit_at, "TIMEDOUT", f"Run timed out after {run['timeout_seconds']} seconds.")
+    else:
         return
-    for t in tasks:
-        if t["phase"] != "DONE":
-            t.update(phase="DONE", done_at=stop, result_state=result, user_cancelled=cancelled,
-                     state_message=msg if t["phase"] == "SCHEDULED" else (
-                         "The task was canceled before it started." if result == "CANCELED" else msg))
-            if t["ready_at"] is None:
-                t["ready_at"] = stop
-                t["run_at"] = stop
-    run["user_cancelled"] = True
-    run["state_message"] = msg
-    _finish_run(run, stop)
-    if result == "TIMEDOUT":
-        run["result_state"] = "TIMEDOUT"
-        run["termination"] = ("CANCELED", "CLIENT_ERROR")
+    if run["end_time"] <= now:
+        _finish_run(st, store, run, run["end_time"])
 
 
 def tick(st, now: Optional[int] = None) -> None:
-    """Bring every run up to ``now`` (ms): task progress, completions, queue promotions."""
+    """Bring every active run up to ``now`` (ms): task progress, completions, queue promotions."""
     store = store_of(st)
     now = _ms(st) if now is None else now
     for _ in range(100):
         changed = False
-        for run in sorted(store.runs.values(), key=lambda r: r["run_id"]):
-            if run["phase"] == "ACTIVE":
+        for rid in sorted(store.active):
+            run = store.runs[rid]
+            if run["phase"] in ("ACTIVE", "CLEANUP"):
                 _tick_run(st, store, run, now)
         by_job: Dict[int, List[dict]] = {}
-        for run in store.runs.values():
-            if run["max_concurrent"] is not None and not run.get("deleted"):
-                by_job.setdefault(run["job_id"], []).append(run)
+        for job_id, rids in store.active_by_job.items():
+            runs = [store.runs[i] for i in rids]
+            if any(r["phase"] == "QUEUED" for r in runs):
+                by_job[job_id] = [r for r in runs if r["max_concurrent"] is not None and not r.get("deleted")]
         for job_id, runs in by_job.items():
             queued = sorted([r for r in runs if r["phase"] == "QUEUED"], key=lambda r: r["run_id"])
             if not queued:
                 continue
-            active = [r for r in runs if r["phase"] == "ACTIVE"]
-            freed = [r["end_time"] for r in runs if r["phase"] == "DONE" and r["end_time"]]
+            busy = [r for r in runs if r["phase"] in ("ACTIVE", "CLEANUP")]
             for r in queued:
-                if len(active) >= max(1, int(r["max_concurrent"] or 1)):
+                if len(busy) >= max(1, int(r["max_concurrent"] or 1)):
                     break
-                start = max([r["created"]] + [f for f in freed if f <= now])
-                _start(r, start)
-                active.append(r)
+                start = max(r["created"], min(now, store.last_end.get(job_id, 0)))
+                _start(store, r, start)
+                busy.append(r)
                 changed = True
         if not changed:
             return
 
 
+# --------------------------------------------------------------------------- compute
+
+def _task_type(spec: dict) -> str:
+    return next((k for k in TASK_TYPES if spec.get(k) is not None), "")
+
+
+def _missing_cluster(t: dict, at: int, cid: str) -> None:
+    _fail_task(t, at, f"Run executed on existing cluster ID {cid} failed since the cluster does not exist.",
+               ("RESOURCE_NOT_FOUND", "CLIENT_ERROR"))
+
+
+def _acquire_compute(st, store: JobsStore, run: dict, t: dict, at: int) -> None:
+    """The task is ready at ``at`` (ms): find, start or create its cluster (it stays WAITING, i.e.
+    PENDING, until the cluster runs)."""
+    from .clusters import create_job_cluster, lookup, start_for_job
+    spec = t["spec"]
+    if _task_type(spec) not in NEEDS_COMPUTE:
+        return
+    secs = at / 1000.0
+    if spec.get("existing_cluster_id"):
+        cid = spec["existing_cluster_id"]
+        t["cluster_id"] = cid
+        c = lookup(st, cid)
+        if c is None:
+            _missing_cluster(t, at, cid)
+        elif c.source == "JOB":
+            _fail_task(t, at, "existing_cluster_id only supports all-purpose cluster IDs",
+                       ("INVALID_CLUSTER_REQUEST", "CLIENT_ERROR"))
+        elif c.state == "TERMINATED":
+            start_for_job(st, c, secs, run["creator_user_name"])
+            t["started_cluster"] = True
+        return
+    if spec.get("job_cluster_key"):
+        key = spec["job_cluster_key"]
+        cid = run["clusters"].get(key)
+        if cid is None or lookup(st, cid) is None:
+            jc = next((x for x in run["job_clusters"] if x.get("job_cluster_key") == key), None)
+            c = create_job_cluster(st, (jc or {}).get("new_cluster") or {}, run["creator_user_name"],
+                                   f"job-{run['job_id']}-run-{run['run_id']}-{key}", secs)
+            run["clusters"][key] = c.id
+            cid = c.id
+        t["cluster_id"] = cid
+        return
+    if spec.get("new_cluster"):
+        c = create_job_cluster(st, spec["new_cluster"], run["creator_user_name"],
+                               f"job-{run['job_id']}-run-{t['run_id']}", secs)
+        t["cluster_id"] = c.id
+        t["owned_cluster"] = True
+
+
+def _compute_ready(st, run: dict, t: dict, horizon: int) -> Optional[int]:
+    """When the task's compute became usable (ms), or None while it is not yet; a cluster that
+    could not start fails the task (then its phase is DONE and the time is returned)."""
+    from .clusters import lookup, start_for_job
+    if t["phase"] != "WAITING":
+        return t["done_at"]
+    cid = t.get("cluster_id")
+    if cid is None:
+        return t["ready_at"]
+    c = lookup(st, cid)
+    if c is None:
+        _missing_cluster(t, max(t["ready_at"], min(horizon, _ms(st))), cid)
+        return t["done_at"]
+    if c.state in ("RUNNING", "RESIZING") and c.running_since is not None:
+        since = max(t["ready_at"], c.running_since)
+        return since if since <= horizon else None
+    if c.state == "TERMINATED":
+        at = max(t["ready_at"], min(horizon, int(c.details.get("terminated_time") or t["ready_at"])))
+        if t["started_cluster"] or c.source == "JOB":
+            reason = c.details.get("termination_reason") or {}
+            code, rtype = reason.get("code", "UNKNOWN"), reason.get("type", "CLOUD_FAILURE")
+            _fail_task(t, at, f"Unexpected failure while waiting for the cluster ({cid}) to be ready: Cluster {cid} "
+                              f"is in unexpected state Terminated: {code}({rtype}).",
+                       ("CLUSTER_ERROR", "CLOUD_FAILURE" if rtype == "CLOUD_FAILURE" else "CLIENT_ERROR"))
+            return t["done_at"]
+        start_for_job(st, c, at / 1000.0, run["creator_user_name"])   # it was terminating: start it again
+        t["started_cluster"] = True
+        return None
+    if c.state in ("ERROR", "UNKNOWN"):
+        _fail_task(t, max(t["ready_at"], min(horizon, _ms(st))),
+                   f"Unexpected failure while waiting for the cluster ({cid}) to be ready: Cluster {cid} is in "
+                   f"unexpected state {c.state.capitalize()}.", ("CLUSTER_ERROR", "CLOUD_FAILURE"))
+        return t["done_at"]
+    return None        # PENDING, RESTARTING, TERMINATING: wait
+
+
+def _cluster_lost(st, t: dict) -> Optional[str]:
+    """Why a running task lost its cluster (terminated, gone, restarted), or None."""
+    cid = t.get("cluster_id")
+    if not cid or t.get("spark_context_id") is None:
+        return None
+    from .clusters import lookup
+    c = lookup(st, cid)
+    if c is None or c.state in ("TERMINATING", "TERMINATED", "ERROR", "UNKNOWN"):
+        return f"Cluster {cid} was terminated during the run."
+    ctx = c.details.get("spark_context_id")
+    if ctx is not None and str(ctx) != t["spark_context_id"]:
+        return f"The Spark driver of cluster {cid} restarted during the run."
+    return None
+
+
+def _release_task_cluster(st, t: dict, at: int) -> None:
+    if t.get("owned_cluster") and t.get("cluster_id"):
+        from .clusters import lookup, terminate_job_cluster
+        c = lookup(st, t["cluster_id"])
+        if c is not None:
+            terminate_job_cluster(st, c, at / 1000.0)
+
+
 # --------------------------------------------------------------------------- executing a task
 
 def _engines():
-    try:
-        return importlib.import_module(__package__ + ".pyrunner")
-    except ImportError:
-        return None
+    return importlib.import_module(__package__ + ".pyrunner")
 
 
 def _refs(text: Any, run: dict, t: dict) -> Any:
@@ -866,91 +1289,219 @@ def _refs(text: Any, run: dict, t: dict) -> Any:
     return re.sub(r"\{\{\s*([^}]+?)\s*\}\}", sub, text)
 
 
-def _inline_code(spec: dict) -> Optional[str]:
-    for k in ("spark_python_task", "notebook_task"):
-        sub = spec.get(k)
-        if isinstance(sub, dict) and isinstance(sub.get("python_code"), str):
-            return sub["python_code"]
-    if isinstance(spec.get("python_code"), str):
-        return spec["python_code"]
-    return None
+def _sql_engine(st):
+    from .sqlengine import engine_for
+    return engine_for(st)
 
 
-def _prelude(argv: List[str], widgets: Dict[str, str]) -> str:
-    return (
-        "import sys as _dbx_sys, json as _dbx_json\n"
-        f"_dbx_sys.argv = {argv!r}\n"
-        "class _DbxWidgets:\n"
-        f"    _values = {widgets!r}\n"
-        "    def get(self, name):\n"
-        "        if name not in self._values:\n"
-        "            raise ValueError('No input widget named ' + name + ' is defined')\n"
-        "        return self._values[name]\n"
-        "    getArgument = get\n"
-        "    def text(self, name, default='', label=None):\n"
-        "        self._values.setdefault(name, default)\n"
-        "class _DbxNotebookExit(Exception):\n"
-        "    pass\n"
-        "class _DbxNotebook:\n"
-        "    def exit(self, value):\n"
-        f"        raise _DbxNotebookExit({_EXIT_MARK!r} + _dbx_json.dumps(str(value)) + {_EXIT_MARK!r})\n"
-        "class _DbxUtils:\n"
-        "    widgets = _DbxWidgets()\n"
-        "    notebook = _DbxNotebook()\n"
-        "dbutils = _DbxUtils()\n"
-    )
+def _workspace_path(path: str) -> str:
+    return path[len("/Workspace"):] if path.startswith("/Workspace/") else path
 
 
-def _with_prelude(prelude: str, code: str) -> str:
-    """The prelude runs from one line, so the user's line numbers are off by one only."""
-    return f"exec({prelude!r})\n{code}"
+_NOT_FOUND = ("RESOURCE_NOT_FOUND", "CLIENT_ERROR")
+_BAD_CONFIG = ("INVALID_RUN_CONFIGURATION", "CLIENT_ERROR")
 
 
-def _start_python(st, store: "JobsStore", run: dict, t: dict, code: str) -> None:
-    """Start a task's inline code on a worker thread (user code never runs under the state lock)."""
+def _plan(st, store: JobsStore, run: dict, t: dict) -> None:
+    """What the task will run, read when it is scheduled: its notebook, file or wheels must exist
+    now (else it fails, like Databricks, before running)."""
+    from . import workspace
     spec = t["spec"]
+    kind = _task_type(spec)
+    at = t["run_at"]
     ov = run["overriding_parameters"]
-    if spec.get("spark_python_task") is not None:
-        sp = spec["spark_python_task"]
-        params = ov.get("python_params") if ov.get("python_params") is not None else sp.get("parameters") or []
-        argv = [sp.get("python_file", "task.py")] + [str(_refs(p, run, t)) for p in params]
-        widgets: Dict[str, str] = {}
-    else:
-        nb = spec.get("notebook_task") or {}
-        argv = [nb.get("notebook_path", "notebook")]
+    user = run["creator_user_name"]
+    if kind not in RUNNABLE:
+        _fail_task(t, at, f"The emulator does not run {kind} tasks; it runs notebook_task, spark_python_task, "
+                          "python_wheel_task, sql_task (file), condition_task and run_job_task.", _BAD_CONFIG)
+        return
+    if kind == "notebook_task":
+        nb = spec["notebook_task"]
+        path = nb["notebook_path"]
+        if (nb.get("source") or ("GIT" if run.get("git_source") else "WORKSPACE")) == "GIT":
+            _fail_task(t, at, "Notebooks from a Git repository (source GIT) are not supported by the emulator.",
+                       _BAD_CONFIG)
+            return
+        node = workspace.resolve(st, path)
+        if node is None or node.object_type != "NOTEBOOK":
+            _fail_task(t, at, f'Unable to access the notebook "{path}". Either it does not exist, or the identity '
+                              f"used to run this job, {user}, lacks the required permissions.", _NOT_FOUND)
+            return
+        try:
+            cells = workspace.notebook_cells(st, node)
+        except workspace.NotebookError as e:
+            _fail_task(t, at, str(e), _BAD_CONFIG)
+            return
         widgets = {p["name"]: str(p.get("value", p.get("default", ""))) for p in run["job_parameters"]}
         widgets.update({k: str(_refs(v, run, t)) for k, v in (nb.get("base_parameters") or {}).items()})
         widgets.update({k: str(v) for k, v in (ov.get("notebook_params") or {}).items()})
-    engines = _engines()
-    if engines is None or not hasattr(engines, "run_python_once"):
-        t["sync_outcome"] = {"result": "SUCCESS",
-                             "logs": "(the emulator's Python runner is not available; outcome simulated)\n"}
+        t["source"] = (node.name, node.language, node.source)
+        t["plan"] = {"cells": cells, "widgets": widgets, "argv": [node.path], "repl": True, "file": None}
+    elif kind == "spark_python_task":
+        sp = spec["spark_python_task"]
+        path = sp["python_file"]
+        if (sp.get("source") or ("GIT" if run.get("git_source") else "WORKSPACE")) == "GIT":
+            _fail_task(t, at, "Python files from a Git repository (source GIT) are not supported by the emulator.",
+                       _BAD_CONFIG)
+            return
+        if re.match(r"^[a-z][a-z0-9+.-]*:", path):
+            _fail_task(t, at, f"The emulator runs Python files from the workspace only; {path} is not a workspace "
+                              "path.", _BAD_CONFIG)
+            return
+        node = workspace.resolve(st, path)
+        if node is None or node.object_type != "FILE":
+            _fail_task(t, at, f"Python file {path} does not exist in the workspace.", _NOT_FOUND)
+            return
+        try:
+            code = (node.data or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            _fail_task(t, at, f"Python file {path} is not UTF-8 text.", _BAD_CONFIG)
+            return
+        params = ov.get("python_params") if ov.get("python_params") is not None else sp.get("parameters") or []
+        t["plan"] = {"cells": [code], "argv": [path] + [str(_refs(p, run, t)) for p in params], "repl": False,
+                     "file": path}
+    elif kind == "python_wheel_task":
+        plan = _wheel_plan(st, run, t)
+        if plan is not None:
+            t["plan"] = plan
+    elif kind == "sql_task":
+        _sql_plan(st, run, t)
+
+
+def _wheel_plan(st, run: dict, t: dict) -> Optional[dict]:
+    from . import workspace
+    spec = t["spec"]
+    wt = spec["python_wheel_task"]
+    ov = run["overriding_parameters"]
+    at = t["run_at"]
+    files, problems = {}, []
+    for lib in spec.get("libraries") or []:
+        whl = lib.get("whl") if isinstance(lib, dict) else None
+        if not whl:
+            continue
+        node = workspace.resolve(st, whl) if whl.startswith("/") else None
+        if node is None or node.object_type != "FILE":
+            problems.append(f"{whl}: the emulator installs wheels from workspace files only, and there is none "
+                            "at this path" if whl.startswith("/") else f"{whl}: not a workspace path")
+            continue
+        files[whl.rsplit("/", 1)[-1]] = node.data or b""
+    if problems:
+        _fail_task(t, at, "Library installation failed for library due to user error. Error messages:\n"
+                   + "\n".join(problems), ("LIBRARY_INSTALLATION_ERROR", "CLIENT_ERROR"))
+        return None
+    package, entry = wt["package_name"], wt["entry_point"]
+    target = None
+    for data in files.values():
+        target = target or _entry_point(data, entry)
+    module, _, attrs = (target or f"{package.replace('-', '_')}:{entry}").partition(":")
+    attrs = [a for a in (attrs or entry).split(".") if a]
+    code = ("import importlib as _dbx_importlib\n"
+            f"_dbx_entry = _dbx_importlib.import_module({module.strip()!r})\n"
+            f"for _dbx_name in {attrs!r}:\n"
+            "    _dbx_entry = getattr(_dbx_entry, _dbx_name)\n"
+            "_dbx_entry()\n")
+    if ov.get("python_named_params") is not None or (wt.get("named_parameters") and ov.get("python_params") is None):
+        named = ov.get("python_named_params") if ov.get("python_named_params") is not None else wt["named_parameters"]
+        params = [f"--{k}={_refs(v, run, t)}" for k, v in named.items()]
+    else:
+        raw = ov.get("python_params") if ov.get("python_params") is not None else wt.get("parameters") or []
+        params = [str(_refs(p, run, t)) for p in raw]
+    return {"cells": [code], "argv": [package] + params, "repl": False, "file": None, "files": files,
+            "path": list(files)}
+
+
+def _entry_point(wheel: bytes, name: str) -> Optional[str]:
+    """``module:attr`` of the entry point ``name`` in a wheel's metadata, or None."""
+    import configparser
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(wheel))
+        meta = next((n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")), None)
+        if meta is None:
+            return None
+        cp = configparser.ConfigParser(delimiters=("=",))
+        cp.optionxform = str
+        cp.read_string(zf.read(meta).decode("utf-8"))
+    except (zipfile.BadZipFile, configparser.Error, UnicodeDecodeError, OSError):
+        return None
+    for section in cp.sections():
+        if name in cp[section]:
+            return cp[section][name].split("[", 1)[0].strip()
+    return None
+
+
+def _sql_plan(st, run: dict, t: dict) -> None:
+    from . import workspace
+    sql = t["spec"]["sql_task"]
+    at = t["run_at"]
+    wid = sql.get("warehouse_id")
+    try:
+        from .warehouses import warehouses
+        wh = warehouses(st).get(wid)
+        known = True
+    except Exception:  # noqa: BLE001 - the SQL area may be absent or changed: do not check
+        wh, known = None, False
+    if known and (wh is None or wh.get("state") == "DELETED"):
+        _fail_task(t, at, f"SQL warehouse {wid} does not exist.", _NOT_FOUND)
         return
-    source = _with_prelude(_prelude(argv, widgets), code)
-    timeout = float(_cfg(st, "python_timeout"))
-    engine = _sql_engine(st)
-    t["future"] = store.executor().submit(engines.run_python_once, source, timeout, sql_engine=engine)
+    if sql.get("file") is not None:
+        f = sql["file"]
+        if (f.get("source") or ("GIT" if run.get("git_source") else "WORKSPACE")) == "GIT":
+            _fail_task(t, at, "SQL files from a Git repository (source GIT) are not supported by the emulator.",
+                       _BAD_CONFIG)
+            return
+        node = workspace.resolve(st, f["path"])
+        if node is None or node.object_type != "FILE":
+            _fail_task(t, at, f"SQL file {f['path']} does not exist in the workspace.", _NOT_FOUND)
+            return
+        text = _refs((node.data or b"").decode("utf-8", "replace"), run, t)
+        values = {k: _refs(v, run, t) for k, v in (sql.get("parameters") or {}).items()}
+        values.update(run["overriding_parameters"].get("sql_params") or {})
+        t["plan"] = {"sql": workspace.split_sql(text), "text": text, "values": values, "warehouse_id": wid}
+    elif sql.get("query") is not None:
+        _fail_task(t, at, f"Query {sql['query']['query_id']} does not exist (the emulator has no saved queries; "
+                          "use sql_task.file).", _NOT_FOUND)
+    else:
+        _fail_task(t, at, "SQL alert and dashboard tasks are not supported by the emulator.", _BAD_CONFIG)
 
 
-def _python_outcome(res: dict, is_notebook: bool) -> dict:
-    res = res or {}
-    if res.get("resultType") == "error":
-        text = html.unescape(f"{res.get('summary') or ''}\n{res.get('cause') or ''}")
-        m = re.search(re.escape(_EXIT_MARK) + r"(.*?)" + re.escape(_EXIT_MARK), text, re.S)
-        if m and is_notebook:
+class _Background:
+    """A function run on a thread (a task's SQL): ``done()``, ``result``, ``cancel()`` (best effort)."""
+
+    def __init__(self, fn) -> None:
+        self.result = None
+        self._done = threading.Event()
+
+        def main():
             try:
-                value = json.loads(m.group(1))
-            except ValueError:
-                value = m.group(1).strip('"')
-            return {"result": "SUCCESS", "notebook_result": value, "logs": res.get("data") or ""}
-        return {"result": "FAILED", "error": _plain(res.get("summary")) or "Workload failed",
-                "error_trace": res.get("cause") or "", "logs": res.get("data") if isinstance(res.get("data"), str) else ""}
-    data = res.get("data")
-    logs = data if isinstance(data, str) else (json.dumps(data) if data is not None else "")
-    out = {"result": "SUCCESS", "logs": logs}
-    if is_notebook:
-        out["notebook_result"] = None
-    return out
+                self.result = fn()
+            except Exception as e:  # noqa: BLE001
+                self.result = {"status": "internal", "error": f"Emulator engine error: {e!r}"}
+            self._done.set()
+
+        threading.Thread(target=main, name="emulator-task-sql", daemon=True).start()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def outcome(self):
+        return self.result
+
+    def cancel(self) -> None:
+        pass
+
+
+def _run_sql_plan(engine, plan: dict) -> dict:
+    from .pyrunner import run_sql_once
+    keys = []
+    for statement in plan["sql"]:
+        params = [{"name": k, "value": None if v is None else str(v)} for k, v in plan["values"].items()
+                  if re.search(r":" + re.escape(k) + r"\b", statement)]
+        res = run_sql_once(engine, statement, params or None) or {}
+        keys.append({"lookup_key": secrets.token_hex(8)})
+        if res.get("resultType") == "error":
+            return {"status": "error", "error": _plain(res.get("summary")) or "Query failed",
+                    "error_trace": res.get("cause") or "", "statements": keys}
+    return {"status": "ok", "statements": keys}
 
 
 def _plain(text: Optional[str]) -> Optional[str]:
@@ -960,100 +1511,52 @@ def _plain(text: Optional[str]) -> Optional[str]:
     return html.unescape(text).strip()
 
 
-def _run_sql(st, run: dict, t: dict) -> dict:
-    sql = t["spec"].get("sql_task") or {}
-    q = sql.get("query")
-    text = None
-    if isinstance(q, dict):
-        text = q.get("query_text")
-    if text is None:
-        text = sql.get("query_text")
-    if not isinstance(text, str):
-        return {"result": "SUCCESS", "sql": {"warehouse_id": sql.get("warehouse_id"), "query_text": None}}
-    text = _refs(text, run, t)
-    engines = _engines()
-    if engines is None or not hasattr(engines, "run_sql_once"):
-        return {"result": "SUCCESS", "sql": {"warehouse_id": sql.get("warehouse_id"), "query_text": text},
-                "logs": "(the emulator's SQL engine is not available; outcome simulated)\n"}
-    engine = _sql_engine(st)
-    values = {k: _refs(v, run, t) for k, v in (sql.get("parameters") or {}).items()}
-    values.update(run["overriding_parameters"].get("sql_params") or {})
-    params = [{"name": k, "value": None if v is None else str(v)} for k, v in values.items()
-              if re.search(r":" + re.escape(k) + r"\b", text)]
-    res = engines.run_sql_once(engine, text, params or None)
-    res = res or {}
-    if res.get("resultType") == "error":
-        return {"result": "FAILED", "error": _plain(res.get("summary")) or "Query failed",
-                "error_trace": res.get("cause") or "",
-                "sql": {"warehouse_id": sql.get("warehouse_id"), "query_text": text}}
-    result = None
-    if res.get("resultType") == "table":
-        cols = [c.get("name") if isinstance(c, dict) else c for c in res.get("schema") or []]
-        result = {"columns": cols, "rows": res.get("data") or []}
-    elif res.get("data") is not None:
-        result = {"text": res.get("data")}
-    return {"result": "SUCCESS", "sql": {"warehouse_id": sql.get("warehouse_id"), "query_text": text,
-                                          "result": result}}
+def _begin(st, store: JobsStore, run: dict, t: dict) -> None:
+    """The task starts RUNNING: its code starts now."""
+    t["started"] = True
+    spec = t["spec"]
+    kind = _task_type(spec)
+    plan = t.get("plan") or {}
+    c = st.clusters.get(t["cluster_id"]) if t.get("cluster_id") else None
+    if c is not None and c.details.get("spark_context_id") is not None:
+        t["spark_context_id"] = str(c.details["spark_context_id"])      # the Spark context it runs in
+    if kind == "condition_task":
+        t["sync_outcome"] = _condition_task(run, t)
+    elif kind == "run_job_task":
+        t["sync_outcome"] = _start_child(st, store, run, t)
+    elif kind == "sql_task":
+        engine = _sql_engine(st)
+        t["program"] = _Background(lambda: _run_sql_plan(engine, plan))
+    else:
+        pyrunner = _engines()
+        t["program"] = pyrunner.Program(
+            plan["cells"], timeout=float(_cfg(st, "python_timeout")), sql_engine=_sql_engine(st),
+            argv=plan.get("argv"), widgets=plan.get("widgets"), repl=plan.get("repl", False),
+            file=plan.get("file"), files=plan.get("files"), path=plan.get("path")).start()
 
 
-def _sql_engine(st):
-    from .sqlengine import engine_for
-    return engine_for(st)
-
-
-def _take_preset(store: JobsStore, run: dict, key: str) -> Optional[dict]:
-    for p in store.presets:
-        if p["target"] in (run["job_id"], run["run_id"]) and p["task_key"] in (None, key) and (
-                p["remaining"] is None or p["remaining"] > 0):
-            if p["remaining"] is not None:
-                p["remaining"] -= 1
-            out = {"result": p["result_state"], "error": p["error"], "error_trace": p["error_trace"],
-                   "logs": p["logs"], "notebook_result": p["notebook_result"]}
-            if p["result_state"] != "SUCCESS" and not out["error"]:
-                out["error"] = f"Task {key} failed (preset outcome {p['result_state']})."
-            return out
+def _start_child(st, store: JobsStore, run: dict, t: dict) -> Optional[dict]:
+    rj = t["spec"]["run_job_task"]
+    job = store.jobs.get(_int_or_none(rj.get("job_id")))
+    if job is None:
+        return {"result": "FAILED", "error": f"Job {rj.get('job_id')} does not exist.", "internal": True,
+                "termination": _NOT_FOUND}
+    params = {k: _refs(v, run, t) for k, v in (rj.get("job_parameters") or {}).items()}
+    body = {"job_parameters": params} if params else {}
+    for k in ("notebook_params", "python_params", "python_named_params", "sql_params"):
+        if rj.get(k) is not None:
+            body[k] = rj[k]
+    t["child_run_id"] = _create_run(st, store, job=job, settings=job["settings"], body=body, run_type="JOB_RUN",
+                                    kind="jobs/run-job-task", user=run["creator_user_name"],
+                                    base_url=run["base_url"], trigger="RUN_JOB_TASK")
     return None
 
 
-def _begin(st, store: JobsStore, run: dict, t: dict) -> None:
-    """A task starts: a preset outcome is taken now; inline Python starts running now."""
-    t["future"] = None
-    t["sync_outcome"] = _take_preset(store, run, t["spec"]["task_key"])
-    if t["sync_outcome"] is not None:
-        return
-    spec = t["spec"]
-    if spec.get("condition_task") is None and spec.get("sql_task") is None:
-        code = _inline_code(spec)
-        if code is not None:
-            try:
-                _start_python(st, store, run, t, code)
-            except Exception as e:  # noqa: BLE001
-                t["sync_outcome"] = {"result": "INTERNAL_ERROR", "error": f"Emulator engine error: {e!r}"}
-
-
-def _outcome(st, store: JobsStore, run: dict, t: dict) -> Optional[dict]:
-    """The task's outcome, or None while its code is still running."""
-    if t.get("sync_outcome") is not None:
-        return t["sync_outcome"]
-    spec = t["spec"]
-    fut = t.get("future")
-    if fut is not None:
-        if not fut.done():
-            return None
-        try:
-            return _python_outcome(fut.result(), spec.get("notebook_task") is not None)
-        except Exception as e:  # noqa: BLE001 - an engine failure is an internal error of the task
-            return {"result": "INTERNAL_ERROR", "error": f"Emulator engine error: {e!r}"}
+def _int_or_none(v):
     try:
-        if spec.get("condition_task") is not None:
-            return _condition_task(run, t)
-        if spec.get("sql_task") is not None:
-            return _run_sql(st, run, t)
-    except Exception as e:  # noqa: BLE001
-        return {"result": "INTERNAL_ERROR", "error": f"Emulator engine error: {e!r}"}
-    if spec.get("notebook_task") is not None:
-        return {"result": "SUCCESS", "notebook_result": None}
-    return {"result": "SUCCESS", "logs": ""}
+        return int(v)
+    except (TypeError, ValueError):
+        return None
 
 
 _OPS = {"EQUAL_TO": lambda a, b: a == b, "NOT_EQUAL": lambda a, b: a != b,
@@ -1074,50 +1577,96 @@ def _condition_task(run: dict, t: dict) -> dict:
     return {"result": "SUCCESS", "condition_result": "true" if op(a, b) else "false"}
 
 
+def _outcome(st, store: JobsStore, run: dict, t: dict) -> Optional[dict]:
+    """The task's outcome, or None while its code (or child run) still runs."""
+    if t.get("sync_outcome") is not None:
+        return t["sync_outcome"]
+    if t.get("child_run_id") is not None:
+        child = store.runs.get(t["child_run_id"])
+        if child is None or child["phase"] != "DONE":
+            return None
+        out = {"run_job_output": {"run_id": child["run_id"]}}
+        if child["result_state"] in ("SUCCESS", "SUCCESS_WITH_FAILURES"):
+            return dict(out, result="SUCCESS")
+        return dict(out, result="FAILED", error=f"Run {child['run_id']} of job {child['job_id']} ended "
+                                               f"{child['result_state'] or child['life_cycle_final']}: "
+                                               f"{child['state_message']}")
+    prog = t.get("program")
+    if prog is None:
+        return {"result": "INTERNAL_ERROR", "error": "The task has nothing to run."}
+    if not prog.done():
+        return None
+    o = prog.outcome() or {}
+    status = o.get("status")
+    logs = o.get("logs") or ""
+    if status in ("ok", "exit"):
+        out = {"result": "SUCCESS", "logs": logs}
+        if status == "exit":
+            out["notebook_result"] = o.get("value")
+        if "statements" in o:
+            out["statements"] = o["statements"]
+        return out
+    if status == "cancelled":
+        return {"result": "CANCELED", "logs": logs}
+    if status == "timeout":
+        return {"result": "FAILED", "error": o.get("error"), "logs": logs}
+    if status == "error":
+        return {"result": "FAILED", "error": o.get("error") or "Workload failed", "error_trace": o.get("error_trace"),
+                "logs": logs, "statements": o.get("statements")}
+    return {"result": "INTERNAL_ERROR", "error": o.get("error") or "Emulator engine error"}
+
+
 def _finish_task(st, store: JobsStore, run: dict, t: dict, horizon: int) -> bool:
     o = _outcome(st, store, run, t)
     if o is None:
         return False            # the code still runs: the task stays RUNNING
-    t["done_at"] = max(t["done_at"], min(horizon, st.now_ms()))
-    t["future"] = None
+    t["done_at"] = max(t["min_done"], min(horizon, st.now_ms()))
     t["condition_result"] = o.get("condition_result")
     result = o.get("result", "SUCCESS")
     t["phase"] = "DONE"
     spec = t["spec"]
+    kind = _task_type(spec)
     output: Dict[str, Any] = {}
-    if spec.get("notebook_task") is not None:
-        output["notebook_output"] = ({"result": o["notebook_result"], "truncated": False}
-                                     if o.get("notebook_result") is not None else {})
-    if spec.get("sql_task") is not None:
-        sql = o.get("sql") or {"warehouse_id": (spec.get("sql_task") or {}).get("warehouse_id")}
-        qo = {"query_text": sql.get("query_text"), "warehouse_id": sql.get("warehouse_id"),
-              "endpoint_id": sql.get("warehouse_id"), "sql_statements": [{"lookup_key": secrets.token_hex(8)}],
-              "output_link": f"{run['base_url']}/sql/history?o=0"}
-        if sql.get("result") is not None:
-            qo["result"] = sql["result"]
-        output["sql_output"] = {"query_output": qo}
-    if o.get("logs") is not None and spec.get("notebook_task") is None and spec.get("sql_task") is None:
-        output["logs"] = o["logs"]
-        output["logs_truncated"] = False
-    elif o.get("logs"):
-        output["logs"] = o["logs"]
-        output["logs_truncated"] = False
+    if kind == "notebook_task":
+        value = o.get("notebook_result")
+        if value is not None:
+            output["notebook_output"] = {"result": value[:NOTEBOOK_RESULT_LIMIT],
+                                         "truncated": len(value) > NOTEBOOK_RESULT_LIMIT}
+        else:
+            output["notebook_output"] = {}
+    elif kind in ("spark_python_task", "python_wheel_task"):
+        logs = o.get("logs") or ""
+        output["logs"] = logs[-LOGS_LIMIT:]
+        output["logs_truncated"] = len(logs) > LOGS_LIMIT
+    elif kind == "sql_task":
+        plan = t.get("plan") or {}
+        wid = spec["sql_task"].get("warehouse_id")
+        output["sql_output"] = {"query_output": {
+            "query_text": plan.get("text"), "warehouse_id": wid, "endpoint_id": wid,
+            "sql_statements": o.get("statements") or [],
+            "output_link": f"{run['base_url']}/sql/history?o={st.workspace_id}"}}
+    elif kind == "run_job_task" and o.get("run_job_output"):
+        output["run_job_output"] = o["run_job_output"]
     t["output"] = output
-    if result == "INTERNAL_ERROR":
+    t["program"] = None
+    if result == "INTERNAL_ERROR" or o.get("internal"):
         t["life_cycle_final"] = "INTERNAL_ERROR"
         t["result_state"] = "FAILED"
         t["state_message"] = o.get("error") or "An internal error occurred."
+        t["termination"] = o.get("termination") or ("INTERNAL_ERROR", "INTERNAL_ERROR")
         t["error"] = o.get("error")
     elif result == "SUCCESS":
         t["result_state"] = "SUCCESS"
         t["state_message"] = ""
     else:
         t["result_state"] = result
-        t["error"] = o.get("error") or "Workload failed, see run output for details."
+        t["error"] = o.get("error") or WORKLOAD_FAILED
         t["error_trace"] = o.get("error_trace")
-        t["state_message"] = t["error"]
+        t["state_message"] = WORKLOAD_FAILED if kind in ("notebook_task", "spark_python_task",
+                                                          "python_wheel_task") else t["error"]
         if result in ("CANCELED", "TIMEDOUT"):
             t["user_cancelled"] = True
+    _release_task_cluster(st, t, t["done_at"])
     return True
 
 
@@ -1135,7 +1684,7 @@ def _state_objects(life: str, result: Optional[str], message: str, cancelled: bo
     status = {"state": status_state}
     if status_state == "TERMINATED":
         code, ttype = termination or _TERMINATION.get(result or "", ("SUCCESS", "SUCCESS"))
-        if life == "INTERNAL_ERROR":
+        if life == "INTERNAL_ERROR" and not termination:
             code, ttype = "INTERNAL_ERROR", "INTERNAL_ERROR"
         if life == "SKIPPED" and not termination:
             code, ttype = "SKIPPED", "SUCCESS"
@@ -1145,52 +1694,112 @@ def _state_objects(life: str, result: Optional[str], message: str, cancelled: bo
     return state, status
 
 
+def _task_life(run: dict, t: dict, now: int) -> str:
+    if run["phase"] == "QUEUED":
+        return "QUEUED"
+    if t["phase"] == "BLOCKED":
+        return "BLOCKED" if t["spec"].get("depends_on") else "PENDING"
+    if t["phase"] == "WAITING":
+        return "PENDING"
+    if t["phase"] == "SCHEDULED":
+        return "PENDING" if now < t["run_at"] else "RUNNING"
+    if t["cleanup_ms"] and now < t["done_at"]:
+        return "TERMINATING"
+    return t["life_cycle_final"] or "TERMINATED"
+
+
+def _cluster_instance(st, t: dict) -> Optional[dict]:
+    cid = t.get("cluster_id")
+    if not cid:
+        return None
+    out = {"cluster_id": cid}
+    if not t.get("spark_context_id") and t["phase"] in ("SCHEDULED", "DONE") and t.get("run_at") is not None:
+        c = st.clusters.get(cid)         # the Spark context the task ran in (kept when the cluster restarts)
+        ctx = c.details.get("spark_context_id") if c is not None and c.state in ("RUNNING", "RESIZING") else None
+        if ctx is not None:
+            t["spark_context_id"] = str(ctx)
+    if t.get("spark_context_id"):
+        out["spark_context_id"] = t["spark_context_id"]
+    return out
+
+
+def _timings(t: dict, now: int) -> dict:
+    start = t["ready_at"] or 0
+    done = t["phase"] == "DONE" and not (t["cleanup_ms"] and now < t["done_at"])
+    end = t["done_at"] if done else 0
+    out = {"start_time": start, "end_time": end, "setup_duration": 0, "execution_duration": 0,
+           "cleanup_duration": t["cleanup_ms"] if done else 0}
+    if t["ready_at"] is not None and t["run_at"] is not None:
+        until = t["done_at"] if t["phase"] == "DONE" else now
+        out["setup_duration"] = max(0, min(t["run_at"], until) - t["ready_at"])
+        exec_end = (t["done_at"] - t["cleanup_ms"]) if t["phase"] == "DONE" else now
+        out["execution_duration"] = max(0, min(exec_end, now) - t["run_at"])
+    out["run_duration"] = (end - start) if end and start else 0
+    return out
+
+
 def _task_view(st, run: dict, t: dict, now: int) -> dict:
-    out = copy.deepcopy(t["spec"])
+    """A RunTask: the task's settings and its run."""
+    out = copy_json(t["spec"])
     out["run_id"] = t["run_id"]
     out["attempt_number"] = t["attempt_number"]
     if t.get("condition_result") is not None and isinstance(out.get("condition_task"), dict):
         out["condition_task"]["outcome"] = t["condition_result"]
-    if run["phase"] == "QUEUED":
-        life = "QUEUED"
-    elif t["phase"] == "BLOCKED":
-        life = "BLOCKED" if t["spec"].get("depends_on") else "PENDING"
-    elif t["phase"] == "SCHEDULED":
-        life = "PENDING" if now < t["run_at"] else "RUNNING"
-    else:
-        life = t["life_cycle_final"] or "TERMINATED"
-    result = t["result_state"] if t["phase"] == "DONE" and life not in ("SKIPPED",) else None
-    if life == "INTERNAL_ERROR":
-        result = None
+    life = _task_life(run, t, now)
+    final = life not in ("QUEUED", "BLOCKED", "PENDING", "RUNNING", "TERMINATING")
+    result = t["result_state"] if final and life != "SKIPPED" else None
     msg = t["state_message"]
-    if t["phase"] == "BLOCKED" and life == "BLOCKED":
+    if life == "BLOCKED":
         msg = "Waiting for upstream tasks to finish."
+    elif not final and life != "TERMINATING":
+        msg = ""
     term = None
-    if t["phase"] == "DONE" and result:
-        term = _TERMINATION.get(result)
+    if final and result:
+        term = t["termination"] or _TERMINATION.get(result)
         if result == "CANCELED" and not t["user_cancelled"]:
             term = ("CANCELED", "SUCCESS")
-    state, status = _state_objects(life, result, msg, t["user_cancelled"], term, None)
+    state, status = _state_objects(life, result, msg, t["user_cancelled"] and final, term, None)
     out["state"] = state
     out["status"] = status
-    started = t["ready_at"] is not None
-    out["start_time"] = t["ready_at"] or 0
-    out["end_time"] = t["done_at"] if t["phase"] == "DONE" else 0
-    if started and t["run_at"] is not None:
-        setup_end = min(t["run_at"], now if t["phase"] != "DONE" else t["done_at"])
-        out["setup_duration"] = max(0, setup_end - t["ready_at"])
-        exec_end = t["done_at"] if t["phase"] == "DONE" else now
-        out["execution_duration"] = max(0, exec_end - t["run_at"]) if exec_end >= t["run_at"] else 0
-    else:
-        out["setup_duration"] = 0
-        out["execution_duration"] = 0
-    out["cleanup_duration"] = 0
-    out["run_duration"] = (out["end_time"] - out["start_time"]) if out["end_time"] else 0
+    out.update(_timings(t, now))
     if run["phase"] == "QUEUED":
         out["queue_duration"] = max(0, now - run["created"])
-    if t["spec"].get("existing_cluster_id"):
-        out["cluster_instance"] = {"cluster_id": t["spec"]["existing_cluster_id"]}
+    ci = _cluster_instance(st, t)
+    if ci:
+        out["cluster_instance"] = ci
     out["run_page_url"] = _page_url(run["base_url"], st, run["job_id"], t["run_id"])
+    return out
+
+
+def _cluster_spec(spec: dict) -> Optional[dict]:
+    for k in ("existing_cluster_id", "job_cluster_key", "new_cluster"):
+        if spec.get(k) is not None:
+            out = {k: copy_json(spec[k])}
+            if spec.get("libraries"):
+                out["libraries"] = copy_json(spec["libraries"])
+            return out
+    return None
+
+
+def _task_run_view(st, run: dict, t: dict, now: int) -> dict:
+    """A task run seen as a Run (runs/get and get-output ``metadata`` for a task run id)."""
+    task = _task_view(st, run, t, now)
+    out = {"job_id": run["job_id"], "run_id": t["run_id"], "number_in_job": t["run_id"],
+           "original_attempt_run_id": t["run_id"], "attempt_number": t["attempt_number"],
+           "creator_user_name": run["creator_user_name"], "run_name": t["spec"]["task_key"],
+           "run_type": run["run_type"], "trigger": run["trigger"], "state": task["state"], "status": task["status"]}
+    for k in ("start_time", "end_time", "setup_duration", "execution_duration", "cleanup_duration", "run_duration",
+              "queue_duration", "cluster_instance", "run_page_url"):
+        if k in task:
+            out[k] = task[k]
+    cs = _cluster_spec(t["spec"])
+    if cs:
+        out["cluster_spec"] = cs
+    if run["job_parameters"]:
+        out["job_parameters"] = copy_json(run["job_parameters"])
+    if run["overriding_parameters"]:
+        out["overriding_parameters"] = copy_json(run["overriding_parameters"])
+    out["tasks"] = [task]
     return out
 
 
@@ -1199,21 +1808,24 @@ def _run_life(run: dict, now: int) -> str:
         return "QUEUED"
     if run["phase"] == "DONE":
         return run["life_cycle_final"] or "TERMINATED"
-    tasks = _tasks_now(run)
-    if run["cancel_at"] is not None:
+    if run["phase"] == "CLEANUP" or run["cancel_at"] is not None:
         return "TERMINATING"
+    tasks = _tasks_now(run)
     if any(t["phase"] == "DONE" or (t["phase"] == "SCHEDULED" and now >= t["run_at"]) for t in tasks):
         return "RUNNING"
     return "PENDING"
 
 
-def _run_view(st, run: dict, now: int, *, with_tasks: bool = True) -> dict:
+def _run_state(run: dict, now: int):
     life = _run_life(run, now)
-    result = run["result_state"] if run["phase"] == "DONE" and life == "TERMINATED" else None
-    if run["phase"] == "DONE" and life == "INTERNAL_ERROR":
-        result = None
-    state, status = _state_objects(life, result, run["state_message"], run["user_cancelled"], run["termination"],
-                                   run["queue_details"])
+    result = run["result_state"] if run["phase"] == "DONE" and life in ("TERMINATED", "INTERNAL_ERROR") else None
+    msg = run["state_message"] if run["phase"] in ("DONE", "CLEANUP") or life == "QUEUED" else ""
+    return _state_objects(life, result, msg, run["user_cancelled"] and run["phase"] in ("DONE", "CLEANUP"),
+                          run["termination"] if run["phase"] == "DONE" else None, run["queue_details"])
+
+
+def _run_view(st, run: dict, now: int, *, with_tasks: bool = True, history: bool = True) -> dict:
+    state, status = _run_state(run, now)
     start = run["exec_start"] if run["exec_start"] is not None else run["created"]
     end = run["end_time"] if run["phase"] == "DONE" else 0
     out = {
@@ -1226,45 +1838,49 @@ def _run_view(st, run: dict, now: int, *, with_tasks: bool = True) -> dict:
         "run_duration": (end - run["created"]) if end else 0,
         "queue_duration": max(0, (start if run["phase"] != "QUEUED" else now) - run["created"]),
         "run_page_url": _page_url(run["base_url"], st, run["job_id"], run["run_id"]),
-        "format": "MULTI_TASK",
-        "job_parameters": copy.deepcopy(run["job_parameters"]),
-        "job_clusters": copy.deepcopy(run["job_clusters"]),
+        "job_parameters": copy_json(run["job_parameters"]),
+        "job_clusters": copy_json(run["job_clusters"]),
     }
-    if run["kind"] == "jobs/run-now":
+    tasks = _tasks_now(run)
+    if len(tasks) == 1:                # durations are per run for a single task, 0 for multitask runs
+        timing = _timings(tasks[0], now)
+        for k in ("setup_duration", "execution_duration", "cleanup_duration"):
+            out[k] = timing[k]
+        ci = _cluster_instance(st, tasks[0])
+        if ci:
+            out["cluster_instance"] = ci
+        cs = _cluster_spec(tasks[0]["spec"])
+        if cs:
+            out["cluster_spec"] = cs
+    if run["kind"] in ("jobs/run-now", "jobs/run-job-task"):
         out["job_run_id"] = run["run_id"]
     if run["overriding_parameters"]:
-        out["overriding_parameters"] = copy.deepcopy(run["overriding_parameters"])
+        out["overriding_parameters"] = copy_json(run["overriding_parameters"])
     if run["git_source"]:
-        out["git_source"] = copy.deepcopy(run["git_source"])
+        out["git_source"] = copy_json(run["git_source"])
     if with_tasks:
-        out["tasks"] = [_task_view(st, run, t, now) for t in _tasks_now(run)]
+        out["tasks"] = [_task_view(st, run, t, now) for t in tasks]
         out["iterations"] = []
-    out["repair_history"] = _repair_history(st, run, now)
+    if history:
+        out["repair_history"] = _repair_history(st, run, now)
     return out
 
 
 def _repair_history(st, run: dict, now: int) -> List[dict]:
     first_ids = [t["run_id"] for t in run["all_task_runs"] if t["repair_id"] is None]
     if run["repairs"]:
-        o_state, o_status = _state_objects("TERMINATED", run["repairs"][0]["prev_result"],
-                                           run["repairs"][0]["prev_message"], False,
-                                           run["repairs"][0]["prev_termination"], None)
-        o_end = run["repairs"][0]["prev_end"]
+        first = run["repairs"][0]
+        o_state, o_status = _state_objects("TERMINATED", first["prev_result"], first["prev_message"], False,
+                                           first["prev_termination"], None)
+        o_end = first["prev_end"]
     else:
-        life = _run_life(run, now)
-        result = run["result_state"] if run["phase"] == "DONE" and life == "TERMINATED" else None
-        o_state, o_status = _state_objects(life, result, run["state_message"], run["user_cancelled"],
-                                           run["termination"], run["queue_details"])
+        o_state, o_status = _run_state(run, now)
         o_end = run["end_time"] if run["phase"] == "DONE" else 0
     hist = [{"type": "ORIGINAL", "id": run["run_id"], "start_time": run["created"], "end_time": o_end,
              "state": o_state, "status": o_status, "task_run_ids": first_ids}]
     for i, rep in enumerate(run["repairs"]):
-        last = i == len(run["repairs"]) - 1
-        if last:
-            life = _run_life(run, now)
-            result = run["result_state"] if run["phase"] == "DONE" and life == "TERMINATED" else None
-            state, status = _state_objects(life, result, run["state_message"], run["user_cancelled"],
-                                           run["termination"], None)
+        if i == len(run["repairs"]) - 1:
+            state, status = _run_state(run, now)
             end = run["end_time"] if run["phase"] == "DONE" else 0
         else:
             nxt = run["repairs"][i + 1]
@@ -1285,11 +1901,10 @@ def run_now(req):
     with st.lock:
         tick(st)
         job = _job(req, body.get("job_id"))
-        settings = job["settings"]
         if body.get("performance_target") is not None and not isinstance(body["performance_target"], str):
             raise invalid_parameter("performance_target must be a string.")
-        rid = _create_run(req, job=job, settings=settings, body=dict(body, run_name=None), run_type="JOB_RUN",
-                          kind="jobs/run-now")
+        rid = _create_run(st, store_of(st), job=job, settings=job["settings"], body=dict(body, run_name=None),
+                          run_type="JOB_RUN", kind="jobs/run-now", user=_user(req), base_url=req.base_url)
         return {"run_id": rid, "number_in_job": rid}
 
 
@@ -1300,13 +1915,14 @@ def submit_run(req):
     tasks = body.get("tasks")
     if not tasks:
         raise invalid_parameter("Missing required field: tasks")
-    _validate_tasks(tasks, [], submit=True)
     settings = {"name": body.get("run_name") or "Untitled", "tasks": tasks,
                 "timeout_seconds": body.get("timeout_seconds") or 0, "git_source": body.get("git_source"),
                 "queue": body.get("queue") or {"enabled": False}}
     with st.lock:
+        _validate_tasks(st, tasks, [], submit=True)
         tick(st)
-        rid = _create_run(req, job=None, settings=settings, body=body, run_type="SUBMIT_RUN", kind="jobs/runs/submit")
+        rid = _create_run(st, store_of(st), job=None, settings=settings, body=body, run_type="SUBMIT_RUN",
+                          kind="jobs/runs/submit", user=_user(req), base_url=req.base_url)
         return {"run_id": rid}
 
 
@@ -1318,15 +1934,21 @@ def get_run(req):
         now = _ms(st)
         run, task = _run(req, req.param("run_id"), allow_task=True)
         if task is not None:
-            out = _task_view(st, run, task, now)
-            out["job_id"] = run["job_id"]
-            out["run_name"] = run["run_name"]
-            out["run_type"] = run["run_type"]
-            out["parent_run_id"] = run["run_id"]
-            return out
+            return _task_run_view(st, run, task, now)
         out = _run_view(st, run, now)
         return _paged(out, out, RUN_ARRAYS, req.q("page_token"), req.params["version"],
                       int(_cfg(st, "array_page_size")), "run")
+
+
+def _task_of(req, run: dict, task: Optional[dict], message: str) -> dict:
+    """The task run a get-output / export asks for: a task run id, never a parent run id (on API
+    2.0 the parent of a single-task run stands for its task)."""
+    if task is not None:
+        return task
+    tasks = _tasks_now(run)
+    if req.params["version"] == "2.0" and len(tasks) == 1:
+        return tasks[0]
+    raise invalid_parameter(message)
 
 
 @route("GET", V + r"/runs/get-output")
@@ -1336,17 +1958,10 @@ def get_run_output(req):
         tick(st)
         now = _ms(st)
         run, task = _run(req, req.param("run_id"), allow_task=True)
-        if task is None:
-            tasks = _tasks_now(run)
-            if len(tasks) != 1 or not _cfg(st, "parent_output_single_task"):
-                raise invalid_parameter(MULTI_TASK_OUTPUT)
-            task = tasks[0]
-        meta = _task_view(st, run, task, now)
-        meta.update(job_id=run["job_id"], run_name=run["run_name"], run_type=run["run_type"],
-                    parent_run_id=run["run_id"])
-        out: Dict[str, Any] = {"metadata": meta}
-        if task["phase"] == "DONE":
-            out.update(copy.deepcopy(task["output"]))
+        task = _task_of(req, run, task, MULTI_TASK_OUTPUT)
+        out: Dict[str, Any] = {"metadata": _task_run_view(st, run, task, now)}
+        if task["phase"] == "DONE" and now >= task["done_at"]:
+            out.update(copy_json(task["output"]))
             if task["error"]:
                 out["error"] = task["error"]
             if task["error_trace"]:
@@ -1369,53 +1984,91 @@ def list_runs(req):
         raise invalid_parameter("active_only and completed_only cannot both be true.")
     limit = min(limit, int(_cfg(st, "runs_page_cap")))
     offset = req.q_int("offset", 0) or 0
-    token = req.q("page_token")
-    if token:
-        offset = decode_page_token(token, "runs")
+    if offset < 0:
+        raise invalid_parameter("offset must not be negative.")
     job_id = req.q("job_id")
+    jid = _int_id(job_id, "job_id") if job_id not in (None, "") else None
     run_type = req.q("run_type")
+    if run_type and run_type not in ("JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN"):
+        raise invalid_parameter(f"Invalid run_type {run_type}: one of JOB_RUN, WORKFLOW_RUN, SUBMIT_RUN.")
     t_from = req.q_int("start_time_from")
     t_to = req.q_int("start_time_to")
     expand = req.q_bool("expand_tasks", False)
+    page_size = int(_cfg(st, "array_page_size"))
     with st.lock:
         tick(st)
         now = _ms(st)
-        runs = [r for r in store_of(st).runs.values() if not r.get("deleted")]
-        if job_id not in (None, ""):
-            jid = _int_id(job_id, "job_id")
-            runs = [r for r in runs if r["job_id"] == jid]
-        if run_type:
-            runs = [r for r in runs if r["run_type"] == run_type]
-        if active_only:
-            runs = [r for r in runs if r["phase"] in ("QUEUED", "ACTIVE")]
-        if completed_only:
-            runs = [r for r in runs if r["phase"] == "DONE"]
-        if t_from is not None:
-            runs = [r for r in runs if r["created"] >= t_from]
-        if t_to is not None:
-            runs = [r for r in runs if r["created"] <= t_to]
-        runs.sort(key=lambda r: (r["created"], r["run_id"]), reverse=True)
-        chunk = runs[offset:offset + limit]
-        items = []
-        for r in chunk:
-            v = _run_view(st, r, now, with_tasks=expand)
-            v.pop("iterations", None)
-            v.pop("repair_history", None)
-            if expand and len(v["tasks"]) > int(_cfg(st, "array_page_size")):
-                v["tasks"] = v["tasks"][: int(_cfg(st, "array_page_size"))]
-                v["has_more"] = True
-            items.append(v)
-        return page_envelope("runs", items, offset, limit, len(runs))
+        store = store_of(st)
+        keys = store.job_run_keys.get(jid, []) if jid is not None else store.run_keys
+        lo = bisect.bisect_left(keys, (t_from, -1)) if t_from is not None else 0
+        hi = bisect.bisect_right(keys, (t_to, float("inf"))) if t_to is not None else len(keys)
+        runs = store.runs
+
+        def live(key):
+            r = runs.get(key[1])
+            if r is None or r.get("deleted"):
+                return None
+            if run_type and r["run_type"] != run_type:
+                return None
+            if active_only and r["phase"] not in ("QUEUED", "ACTIVE", "CLEANUP"):
+                return None
+            if completed_only and r["phase"] != "DONE":
+                return None
+            return r
+
+        found, nxt, prev = _keyset(keys, live, req.q("page_token"), "runs", limit, offset, reverse=True,
+                                   lo=lo, hi=hi)
+        items = [_list_view(st, r, now, expand, page_size) for r in found]
+        head = {"has_more": bool(nxt)}
+        if nxt:
+            head["next_page_token"] = nxt
+        if prev:
+            head["prev_page_token"] = prev
+        body = json.dumps(head, separators=(",", ":")).encode()
+        if items:
+            body = body[:-1] + b',"runs":[' + b",".join(items) + b"]}"
+        return 200, body, {"Content-Type": "application/json"}
+
+
+def _list_view(st, run: dict, now: int, expand: bool, page_size: int) -> bytes:
+    """A runs/list item, serialised; a finished run's is kept (it no longer changes; a repair
+    makes the run active again and drops it)."""
+    cache = run.get("_list_views")
+    if run["phase"] == "DONE" and cache and cache[0] == (expand, page_size):
+        return cache[1]
+    v = _run_view(st, run, now, with_tasks=expand, history=False)
+    if expand:
+        v.pop("iterations", None)
+        if len(v["tasks"]) > page_size:
+            v["tasks"] = v["tasks"][:page_size]
+            v["has_more"] = True
+    data = json.dumps(v, separators=(",", ":")).encode()
+    run["_list_views"] = ((expand, page_size), data) if run["phase"] == "DONE" else None
+    return data
 
 
 def _cancel(st, run: dict, now: int) -> bool:
+    """Cancel a run: a queued one ends at once, a running one cleans up first (TERMINATING)."""
+    store = store_of(st)
     if run["phase"] == "QUEUED":
-        _start(run, now)
-        run["cancel_at"] = now
-        _tick_run(st, store_of(st), run, now)
+        run["phase"] = "ACTIVE"
+        run["exec_start"] = now
+        run["queue_details"] = None
+        for t in run["all_task_runs"]:
+            if t["phase"] == "BLOCKED":
+                t.update(phase="DONE", done_at=now, result_state="CANCELED", user_cancelled=True,
+                         state_message="The task was canceled before it started.")
+        run["stop"] = {"result": "CANCELED", "message": "Run cancelled."}
+        run["end_time"] = now
+        _finish_run(st, store, run, now)
         return True
     if run["phase"] == "ACTIVE" and run["cancel_at"] is None:
         run["cancel_at"] = now
+        for t in _tasks_now(run):                 # the code is interrupted now
+            prog = t.get("program")
+            if prog is not None and not prog.done():
+                prog.cancel()
+        _tick_run(st, store, run, now)
         return True
     return False
 
@@ -1442,10 +2095,12 @@ def cancel_all(req):
     with st.lock:
         tick(st)
         now = _ms(st)
-        runs = list(store_of(st).runs.values())
+        store = store_of(st)
         if job_id is not None:
             jid = _job(req, job_id)["job_id"]
-            runs = [r for r in runs if r["job_id"] == jid]
+            runs = [store.runs[i] for i in sorted(store.active_by_job.get(jid, ()))]
+        else:
+            runs = [store.runs[i] for i in sorted(store.active)]
         if all_queued and job_id is None:
             runs = [r for r in runs if r["phase"] == "QUEUED"]
         n = sum(1 for r in runs if not r.get("deleted") and _cancel(st, r, now))
@@ -1501,7 +2156,8 @@ def repair_run(req):
                 raise invalid_parameter(f"Tasks {unknown} are not part of run {run['run_id']}.")
             keys = list(dict.fromkeys(rerun))
         else:
-            keys = [k for k, t in current.items() if _task_result(t) not in ("SUCCESS", "SUCCESS_WITH_FAILURES", "EXCLUDED", "DISABLED")]
+            keys = [k for k, t in current.items()
+                    if _task_result(t) not in ("SUCCESS", "SUCCESS_WITH_FAILURES", "EXCLUDED", "DISABLED")]
             if not keys:
                 raise invalid_parameter(f"Run {run['run_id']} has no failed tasks to repair.")
         if _bool_body(body, "rerun_dependent_tasks", False) or all_failed:
@@ -1529,21 +2185,20 @@ def repair_run(req):
         rep = {"repair_id": repair_id, "start_time": now, "end_time": 0, "task_run_ids": [],
                "prev_result": run["result_state"], "prev_message": run["state_message"],
                "prev_termination": run["termination"], "prev_end": run["end_time"]}
-        order = [t["spec"]["task_key"] for t in _tasks_now(run)]
-        for k in order:
+        for k in [t["spec"]["task_key"] for t in _tasks_now(run)]:
             if k in keys:
-                old = current[k]
-                t = _new_task_run(store, run, old["spec"], attempt=0, not_before=now)
+                t = _new_task_run(store, run, current[k]["spec"], attempt=0, not_before=now)
                 t["repair_id"] = repair_id
                 rep["task_run_ids"].append(t["run_id"])
         run["repairs"].append(rep)
         run.update(phase="ACTIVE", end_time=0, result_state=None, life_cycle_final=None, state_message="",
-                   user_cancelled=False, termination=None, cancel_at=None)
-        if run["exec_start"] is None:
-            run["exec_start"] = now
-        if run["timeout_seconds"]:
+                   user_cancelled=False, termination=None, cancel_at=None, stop=None, cleanup_ms=0, clusters={},
+                   _list_views=None)
+        store.activate(run)
+        if run["exec_start"] is None or run["timeout_seconds"]:
             run["exec_start"] = now
         st.applied["jobs/runs/repair"] += 1
+        _ensure_ticker(st, store)
         return {"repair_id": repair_id}
 
 
@@ -1556,19 +2211,19 @@ def export_run(req):
     with st.lock:
         tick(st)
         run, task = _run(req, req.param("run_id"), allow_task=True)
-        if task is None:
-            tasks = _tasks_now(run)
-            if len(tasks) != 1:
-                raise invalid_parameter("Exporting runs with multiple tasks is not supported. Please export "
-                                        "each individual task run instead.")
-            task = tasks[0]
+        task = _task_of(req, run, task, MULTI_TASK_EXPORT)
+        if task["spec"].get("notebook_task") is None:
+            raise invalid_parameter(f"Run {task['run_id']} is not a notebook task run; only notebook runs can be "
+                                    "exported.")
         out = []
         if views in ("CODE", "ALL"):
-            spec = task["spec"]
-            name = ((spec.get("notebook_task") or {}).get("notebook_path")
-                    or (spec.get("spark_python_task") or {}).get("python_file") or spec["task_key"])
-            code = _inline_code(spec) or ""
-            content = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(str(name))}</title>"
-                       f"</head><body><pre>{html.escape(code)}</pre></body></html>")
-            out.append({"content": content, "name": str(name).rsplit("/", 1)[-1], "type": "NOTEBOOK"})
+            from .workspace import notebook_html, resolve
+            if task.get("source") is None:
+                node = resolve(st, task["spec"]["notebook_task"]["notebook_path"])
+                source = (node.name, node.language, node.source) if node is not None and node.source else None
+            else:
+                source = task["source"]
+            path = task["spec"]["notebook_task"]["notebook_path"]
+            name, language, text = source or (path.rsplit("/", 1)[-1], "PYTHON", "")
+            out.append({"content": notebook_html(name, language, text), "name": name, "type": "NOTEBOOK"})
         return {"views": out}

@@ -31,7 +31,7 @@ import uuid
 
 from .sqlengine import SqlError, hive_type, json_value
 
-__all__ = ["PythonContext", "Command", "sql_command_results", "run_python_once", "run_sql_once",
+__all__ = ["PythonContext", "Command", "Program", "sql_command_results", "run_python_once", "run_sql_once",
            "MAX_OUTPUT"]
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_pyworker.py")
@@ -44,10 +44,11 @@ _EOF = object()
 class Command:
     """One submitted command (Future-like)."""
 
-    def __init__(self, ctx: "PythonContext", code: str, timeout: float | None):
+    def __init__(self, ctx: "PythonContext", code: str, timeout: float | None, options: dict | None = None):
         self.id = uuid.uuid4().hex
         self.code = code
         self.timeout = timeout
+        self.options = dict(options or {})
         self.status = "Queued"
         self.results: dict | None = None
         self.submitted_at = time.time()
@@ -55,6 +56,7 @@ class Command:
         self._ctx = ctx
         self._done = threading.Event()
         self._cancel = False
+        self.stdout = ""            # what the code printed (also when it failed)
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -208,12 +210,18 @@ class PythonContext:
         """1.2 context status: Running while usable, Error once closed/dead."""
         return "Running" if self.alive else "Error"
 
-    def submit(self, code: str, timeout: float | None = None) -> Command:
-        """Queue a command; returns immediately with a Command in status Queued."""
+    @property
+    def workdir(self) -> str | None:
+        """The worker's working directory (its HOME and TMPDIR; removed with the context)."""
+        return self._tmp
+
+    def submit(self, code: str, timeout: float | None = None, **options) -> Command:
+        """Queue a command; returns immediately with a Command in status Queued. ``options`` go
+        to the worker with the code (see _pyworker: repl, file, argv, widgets, path)."""
         if self._closed:
             raise RuntimeError("context is closed")
         cmd = Command(self, code if isinstance(code, str) else str(code),
-                      timeout if timeout is not None else self._default_timeout)
+                      timeout if timeout is not None else self._default_timeout, options)
         with self._lock:
             self._commands[cmd.id] = cmd
         self._queue.put(cmd)
@@ -303,7 +311,7 @@ class PythonContext:
             if self._closed:
                 return "Cancelled", _cancelled_results()
             self._restart_worker()
-        if not self._send({"op": "exec", "id": cmd.id, "code": cmd.code, "max_output": self._max_output}):
+        if not self._send(dict(cmd.options, op="exec", id=cmd.id, code=cmd.code, max_output=self._max_output)):
             self._restart_worker()
             return "Error", _err("WorkerError", "could not send the command to the Python worker")
         start = time.monotonic()
@@ -333,6 +341,7 @@ class PythonContext:
                     self._send(self._sql_reply(msg))
                     continue
                 if op == "result" and msg.get("id") == cmd.id:
+                    cmd.stdout = msg.get("stdout") or ""
                     if timed_out:
                         return "Finished", _timeout_results(cmd.timeout)
                     if msg.get("cancelled") and cmd._cancel:
@@ -413,3 +422,132 @@ def run_python_once(code: str, timeout: float = 60.0, sql_engine=None) -> dict:
 def run_sql_once(engine, statement: str, parameters: list[dict] | None = None, catalog: str | None = None,
                  schema: str | None = None) -> dict:
     return sql_command_results(engine, statement, parameters, catalog, schema)
+
+
+# -------------------------------------------------------------------- programs (job tasks)
+
+_PROGRAM_SLOTS = threading.BoundedSemaphore(8)   # worker processes running job tasks at once
+
+
+class Program:
+    """One job task's code in a fresh context, on its own thread: ``cells`` run in order in one
+    namespace (a notebook's cells, or a script as one cell) and stop at the first error or at
+    ``dbutils.notebook.exit``. ``outcome()`` once ``done()``:
+
+        {"status": "ok" | "exit" | "error" | "cancelled" | "timeout",
+         "logs": stdout of the cells run, "value": the exit value,
+         "error": "ZeroDivisionError: division by zero", "error_trace": traceback}
+
+    ``cancel()`` interrupts it (the task was cancelled); ``files`` ({name: bytes}) are written to the
+    worker's directory first and ``path`` names (relative to it) go first on sys.path."""
+
+    def __init__(self, cells, *, timeout: float = 3600.0, sql_engine=None, argv=None, widgets=None,
+                 repl: bool = False, file: str | None = None, files: dict | None = None, path=None,
+                 on_done=None):
+        self.cells = [c for c in cells]
+        self.timeout = float(timeout)
+        self._engine = sql_engine
+        self._argv = argv
+        self._widgets = widgets
+        self._repl = repl
+        self._file = file
+        self._files = dict(files or {})
+        self._path = list(path or [])
+        self._on_done = on_done
+        self._ctx: PythonContext | None = None
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._done = threading.Event()
+        self._outcome: dict | None = None
+        self._thread = threading.Thread(target=self._main, name="emulator-task", daemon=True)
+
+    def start(self) -> "Program":
+        self._thread.start()
+        return self
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def outcome(self) -> dict | None:
+        return self._outcome
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            ctx = self._ctx
+        if ctx is not None:
+            ctx.cancel()
+
+    def _main(self) -> None:
+        try:
+            out = self._run()
+        except Exception as e:  # noqa: BLE001 - an engine failure is the task's internal error
+            out = {"status": "internal", "error": f"{type(e).__name__}: {e}", "logs": ""}
+        self._outcome = out
+        self._done.set()
+        if self._on_done is not None:
+            try:
+                self._on_done(self)
+            except Exception:  # noqa: BLE001 - a callback must not kill the thread
+                pass
+
+    def _run(self) -> dict:
+        logs: list[str] = []
+        with _PROGRAM_SLOTS:
+            if self._cancelled:
+                return {"status": "cancelled", "logs": ""}
+            ctx = PythonContext(sql_engine=self._engine, default_timeout=self.timeout)
+            with self._lock:
+                self._ctx = ctx
+                cancelled = self._cancelled
+            try:
+                if cancelled:
+                    return {"status": "cancelled", "logs": ""}
+                for name, data in self._files.items():
+                    with open(os.path.join(ctx.workdir, name), "wb") as fh:
+                        fh.write(data)
+                deadline = time.monotonic() + self.timeout
+                for i, cell in enumerate(self.cells):
+                    options = {"repl": self._repl}
+                    if i == 0:
+                        if self._argv is not None:
+                            options["argv"] = list(self._argv)
+                        if self._widgets is not None:
+                            options["widgets"] = dict(self._widgets)
+                        if self._path:
+                            options["path"] = [os.path.join(ctx.workdir, p) for p in self._path]
+                    if self._file:
+                        options["file"] = self._file
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return {"status": "timeout", "logs": "".join(logs),
+                                "error": f"The task's code ran longer than {self.timeout:g} seconds."}
+                    cmd = ctx.submit(cell, timeout=left, **options)
+                    cmd.wait()
+                    res = cmd.results or {}
+                    if cmd.status == "Cancelled" or self._cancelled:
+                        return {"status": "cancelled", "logs": "".join(logs)}
+                    kind = res.get("resultType")
+                    if kind == "exit":
+                        logs.append(_with_newline(cmd.stdout))
+                        return {"status": "exit", "value": res.get("data"), "logs": "".join(logs)}
+                    if kind == "error":
+                        logs.append(_with_newline(cmd.stdout))
+                        summary = res.get("summary") or "Error"
+                        if summary.startswith("CommandTimeoutException"):
+                            return {"status": "timeout", "logs": "".join(logs),
+                                    "error": f"The task's code ran longer than {self.timeout:g} seconds."}
+                        return {"status": "error", "logs": "".join(logs), "error": summary,
+                                "error_trace": res.get("cause") or summary}
+                    if kind == "text":
+                        logs.append(_with_newline(res.get("data") or ""))
+                return {"status": "ok", "logs": "".join(logs)}
+            finally:
+                ctx.close()
+
+
+def _with_newline(text: str) -> str:
+    return text + "\n" if text and not text.endswith("\n") else text

@@ -15,9 +15,9 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
-from . import api
+from . import api, tls
 from .api import ApiError, HttpError, Request, find_route
-from .state import Config, WorkspaceState
+from .state import Config, ConfigError, WorkspaceState
 
 FAULT_KINDS = ("429", "503", "500", "502_html", "drop_before", "drop_after", "delay",
                "malformed_json", "invalid_token")
@@ -144,9 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in headers.items():
             self.send_header(k, str(v))
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        # headers and body in one write (one segment, no wait on the peer's delayed ACK)
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(data)
+            self._headers_buffer.append(data)
+        self.wfile.write(b"".join(self._headers_buffer))
+        self._headers_buffer = []
         self.wfile.flush()
 
     def _drop(self) -> None:
@@ -182,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         raw = self._read_body()
         method = self.command.upper()
-        base_url = f"http://{self.headers.get('Host')}" if self.headers.get("Host") else emu.url
+        base_url = f"{emu.scheme}://{self.headers.get('Host')}" if self.headers.get("Host") else emu.url
 
         if path.startswith("/__emulator/"):
             try:
@@ -290,6 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthenticated()
         principal = self.emu.state.principal_for_token(token.strip())
+        if principal is None:                     # a Microsoft Entra ID token (entra.py), or none at all
+            from .entra import principal_for_token as entra_principal
+
+            principal = entra_principal(self.emu.state, token.strip(), self.headers)
         if principal is None:
             raise _invalid_token()
         return principal
@@ -317,7 +324,11 @@ class Emulator:
     ...                  headers={"Authorization": f"Bearer {emu.pat}"})
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", **config: Any) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", *, token: Optional[str] = None,
+                 client_id: Optional[str] = None, client_secret: Optional[str] = None, **config: Any) -> None:
+        """``config``: any field of :class:`Config` (a bad name or value raises ConfigError naming
+        them all). ``token``, ``client_id``, ``client_secret``: fixed credentials for the personal
+        access token and the service principal (random ones otherwise)."""
         load_area_modules()
         cfg = Config()
         cfg.update(config)
@@ -327,10 +338,13 @@ class Emulator:
         self.faults = Faults()
         self._log_lock = threading.Lock()
         self._requests: List[dict] = []
-        self.pat = self.state.add_pat("emulator-user@example.com")
-        self.client_id, self.client_secret = self.state.add_service_principal()
+        self.pat = self.state.add_pat("emulator-user@example.com", token=token)
+        self.client_id, self.client_secret = self.state.add_service_principal(client_id=client_id,
+                                                                              client_secret=client_secret)
+        self._seed_sign_ins()
         self._httpd: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
+        self.scheme = "https" if cfg.tls else "http"   # read once, at start-up
 
     # -- lifecycle
     def start(self) -> "Emulator":
@@ -338,6 +352,7 @@ class Emulator:
             return self
         self._httpd = _Server((self.host, self.port), _Handler)
         self._httpd.emulator = self  # type: ignore[attr-defined]
+        self.scheme = tls.serve(self._httpd, self.tls_context())
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                         name=f"databricks-emulator-{self.port}", daemon=True)
@@ -379,7 +394,20 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    # -- TLS (emulator/tls.py): one certificate authority per process
+    @property
+    def ca_bundle(self) -> Optional[str]:
+        """Path of the PEM certificate of the authority that signed this emulator's certificate
+        (None over plain http). Connection documents carry it as ``ca_bundle``."""
+        return tls.authority().path if self.scheme == "https" else None
+
+    def tls_context(self):
+        """The server-side SSLContext of this emulator's servers (None over plain http)."""
+        if not self.config.tls:
+            return None
+        return tls.authority().server_context(tls.names_for(self.host))
 
     @property
     def token_url(self) -> str:
@@ -412,18 +440,23 @@ class Emulator:
         self.state.expire_oauth_tokens()
 
     def connections(self) -> Dict[str, dict]:
-        return {
+        docs = {
             "personal_access_token": {"type": "personal_access_token", "host": self.url, "token": self.pat},
             "service_principal": {"type": "service_principal", "token_url": self.token_url,
                                   "scopes": "all-apis", "client_id": self.client_id,
                                   "client_secret": self.client_secret},
         }
+        docs.update(self._sign_in_connections())
+        if self.ca_bundle:
+            for doc in docs.values():
+                doc["ca_bundle"] = self.ca_bundle
+        return docs
 
     def info(self) -> dict:
         return {"url": self.url, "pat": self.pat, "client_id": self.client_id,
                 "client_secret": self.client_secret, "token_url": self.token_url,
                 "account_id": self.account_id, "account_token_url": self.account_token_url,
-                "workspace_id": self.workspace_id, "connections": self.connections(),
+                "workspace_id": self.workspace_id, "ca_bundle": self.ca_bundle, "connections": self.connections(),
                 "config": self.config.as_dict()}
 
     # -- request log
@@ -497,12 +530,81 @@ class Emulator:
             if method == "POST":
                 try:
                     self.config.update(body())
-                except KeyError as e:
-                    raise ApiError(400, "INVALID_PARAMETER_VALUE", str(e.args[0])) from None
+                except ConfigError as e:
+                    raise ApiError(400, "INVALID_PARAMETER_VALUE", str(e),
+                                   details=[{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                             "field_violations": [{"description": p} for p in e.problems]}]) from None
                 return 200, self.config.as_dict()
             if method == "GET":
+                if (query.get("describe") or [""])[0].lower() in ("1", "true", "yes"):
+                    return 200, {"knobs": Config.describe()}
                 return 200, self.config.as_dict()
         if path == "/__emulator/reset" and method == "POST":
             self.reset()
             return 200, {}
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No control endpoint '{method} {path}'")
+
+    # -- sign-in: user login, Microsoft Entra ID, workload identity federation (oauth.py, entra.py,
+    #    federation.py). The connection documents of connections() use these.
+    def _seed_sign_ins(self) -> None:
+        from . import oauth
+
+        oauth.seed_sign_ins(self)
+
+    def _sign_in_connections(self) -> Dict[str, dict]:
+        from . import oauth
+
+        return oauth.sign_in_connections(self)
+
+    def user_login(self, user: str = "emulator-user@example.com", client_id: Optional[str] = None,
+                   scopes: str = "all-apis offline_access") -> dict:
+        """A connection document of a new, independent sign-in of ``user`` (as if they had gone
+        through the browser step)."""
+        from . import oauth
+
+        return oauth.user_login_document(self, user, client_id, scopes)
+
+    def add_oauth_app(self, redirect_uris=(), confidential: bool = False, loopback: bool = False):
+        """Register an app connection; returns (client_id, client_secret or None)."""
+        from . import oauth
+
+        return oauth.add_app(self.state, redirect_uris, confidential, loopback)
+
+    def revoke_user_tokens(self, user_name: Optional[str] = None) -> int:
+        """Revoke every user sign-in (of one user): refresh and access tokens stop working."""
+        from . import oauth
+
+        return oauth.revoke(self.state, user_name)
+
+    @property
+    def token_grants(self) -> Dict[str, int]:
+        """Tokens issued so far per grant: client_credentials, authorization_code, refresh_token,
+        token_exchange, entra."""
+        from . import oauth
+
+        with self.state.lock:
+            return dict(oauth.store(self.state).issued)
+
+    def add_entra_service_principal(self, workspace_user: bool = True) -> dict:
+        """A Microsoft Entra ID application in the default tenant: tenant_id, client_id, client_secret."""
+        from . import entra
+
+        return entra.add_service_principal(self.state, self.entra["tenant_id"], workspace_user)
+
+    @property
+    def azure_workspace_resource_id(self) -> str:
+        from . import entra
+
+        return entra.store(self.state).resource_id
+
+    def mint_oidc_token(self, subject: Optional[str] = None, **kw) -> str:
+        """An OIDC token signed as the emulator's issuer (see federation.mint)."""
+        from . import federation
+
+        return federation.mint(self.state, subject or federation.DEFAULT_SUBJECT, **kw)
+
+    def add_federation_policy(self, client_id: Optional[str], subject: Optional[str] = None, audiences=None,
+                              issuer: Optional[str] = None) -> dict:
+        from . import federation
+
+        return federation.add_policy(self.state, client_id, subject or federation.DEFAULT_SUBJECT, audiences, issuer)

@@ -1,18 +1,31 @@
 """SQL Statement Execution API 2.0 (contract §8) and the loopback "cloud storage" that serves
 EXTERNAL_LINKS.
 
-A statement moves PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELED, lazily on read: it waits
-in PENDING while its warehouse starts (a statement on a STOPPED warehouse starts it), stays
-RUNNING for ``statement_execution_seconds``, then runs on the SqlEngine (in the request that
-first observes it due). SQL errors are HTTP 200 with status FAILED. Results are split into
-chunks by real row and byte limits and kept pre-encoded, so serving a chunk costs no
-re-encoding; SUCCEEDED becomes CLOSED after ``results_lifetime_seconds`` and the record is
-purged (404) ``purge_after_seconds`` after it ended. Knobs live in ``warehouses.SqlSettings``.
+Statements run asynchronously, each on its own worker thread, as on a warehouse:
+
+* PENDING while the warehouse starts (a statement on a STOPPED warehouse starts it) or while the
+  warehouse already runs ``warehouse_concurrency`` statements per cluster; then RUNNING while the
+  SQL engine executes it; then SUCCEEDED, FAILED (SQL errors are HTTP 200 with status FAILED and
+  ``status.sql_state``), or CANCELED (``POST .../cancel`` or ``on_wait_timeout=CANCEL``: the running
+  DuckDB query is interrupted). SUCCEEDED becomes CLOSED ``statement_results_lifetime_seconds``
+  after it ended; the record is purged (404) ``statement_purge_after_seconds`` after that.
+* ``POST /statements`` waits up to ``wait_timeout`` (``0s`` or ``5s``..``50s``) for a terminal state
+  (``0s``: answers at once, PENDING); ``GET /statements/{id}`` never waits.
+* A query takes time for real (DuckDB work), or by ``sleep(seconds)`` in the SQL, or by the
+  ``sql_delays`` config field (see ``sqlengine``).
+
+Results are split into chunks by real row and byte limits and kept pre-encoded, so serving a
+chunk costs no re-encoding. Knobs are the ``statement_*`` / ``sql_*`` / ``warehouse_*`` fields of
+the emulator's ``Config``.
 
 EXTERNAL_LINKS point at a SEPARATE loopback HTTP server on its own port (started lazily with
 the first link, one per emulator, daemon thread) that behaves like presigned cloud storage:
 links are HMAC-signed with an expiry; a request carrying an ``Authorization`` header is refused
 with 403 and counted; an expired link answers 403 "Request has expired".
+
+For other areas (Genie, ...): ``submit_statement(state, statement=..., warehouse_id=...,
+principal=...)`` starts a statement exactly as the API does and returns its id;
+``statement_response(state, statement_id)`` is its StatementResponse document.
 """
 from __future__ import annotations
 
@@ -36,13 +49,14 @@ from typing import Any, Dict, List, Optional
 from .api import ApiError, invalid_parameter, invalid_state, route
 from .sqlengine import format_value
 from .warehouses import advance as advance_warehouse
-from .warehouses import shape, sql_settings, start_warehouse, warehouses
+from .warehouses import shape, start_warehouse, warehouses
 
 API = r"/api/2\.0/sql/statements"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "CLOSED")
 INLINE_LIMIT_MESSAGE = ("Inline byte limit exceeded. Statements executed with disposition=INLINE can have a result "
                         "size of at most {limit} bytes. Please execute the statement with "
                         "disposition=EXTERNAL_LINKS if you want to download the full result.")
+_POLL = 0.02            # how often a PENDING statement looks at its warehouse
 
 
 # --------------------------------------------------------------------------- engine
@@ -104,10 +118,10 @@ def _arrow_bytes(rows: List[tuple], columns: List[dict]) -> bytes:
 
 def _build_result(state, st: dict, result) -> None:
     """Split the engine's rows into chunks (pre-encoded) and set manifest facts on ``st``."""
-    s = sql_settings(state)
+    cfg = state.config
     links = st["disposition"] == "EXTERNAL_LINKS"
-    cap_bytes = int(s.link_chunk_max_bytes if links else s.chunk_max_bytes)
-    cap_rows = int(s.chunk_max_rows) if s.chunk_max_rows else None
+    cap_bytes = int(cfg.statement_link_chunk_max_bytes if links else cfg.statement_chunk_max_bytes)
+    cap_rows = int(cfg.statement_chunk_max_rows) if cfg.statement_chunk_max_rows else None
     row_limit, byte_limit = st.get("row_limit"), st.get("byte_limit")
     columns = [dict(c) for c in result.columns]
     for i, c in enumerate(columns):
@@ -150,9 +164,9 @@ def _build_result(state, st: dict, result) -> None:
         total_rows += 1
         total_bytes += size
     flush()
-    if not links and total_bytes > s.inline_limit_bytes:
-        st.update(state="FAILED", error={"error_code": "BAD_REQUEST",
-                                         "message": INLINE_LIMIT_MESSAGE.format(limit=int(s.inline_limit_bytes))})
+    if not links and total_bytes > cfg.statement_inline_limit_bytes:
+        st.update(state="FAILED", error={"error_code": "BAD_REQUEST", "message": INLINE_LIMIT_MESSAGE.format(
+            limit=int(cfg.statement_inline_limit_bytes))})
         return
     fmt = st["format"]
     for ch in chunks:
@@ -202,7 +216,7 @@ def _chunk_bytes(state, req, st: dict, i: int) -> bytes:
     if st["disposition"] == "EXTERNAL_LINKS":
         url, expires = _storage(state).sign(st["id"], i)
         link = dict(head, byte_count=ch["byte_count"], external_link=url, expiration=_iso(expires),
-                    http_headers=dict(sql_settings(state).link_http_headers), **_next(st, i))
+                    http_headers=dict(state.config.statement_link_http_headers), **_next(st, i))
         return json.dumps(dict(head, byte_count=ch["byte_count"], external_links=[link], **_next(st, i))).encode()
     tail = json.dumps(_next(st, i))
     text = json.dumps(head)[:-1] + ',"data_array":'
@@ -219,91 +233,129 @@ def _store(state) -> Dict[str, dict]:
     return state.area("statements", dict)
 
 
-def _advance(state, st: dict) -> dict:
-    """Apply due progress. May run the SQL (outside the state lock, once, under the statement's lock)."""
-    s = sql_settings(state)
+def _refresh(state, st: dict) -> dict:
+    """Apply what time alone changes (SUCCEEDED -> CLOSED). Never runs SQL, never waits."""
     with state.lock:
-        now = state.now()
-        if st["state"] == "PENDING":
-            wh = warehouses(state).get(st["warehouse_id"])
+        if st["state"] == "SUCCEEDED" and \
+                state.now() >= st["ended"] + float(state.config.statement_results_lifetime_seconds):
+            st["state"] = "CLOSED"
+            st["chunks"] = []
+    return st
+
+
+def _finish(state, st: dict, fields: dict) -> None:
+    """Set a terminal state unless the statement already ended (a cancel wins the race)."""
+    with state.lock:
+        if st["state"] in ("PENDING", "RUNNING"):
+            st.update(fields)
+            st["ended"] = state.now()
+    st["done"].set()
+
+
+def _slot_free(state, wh: dict) -> bool:
+    limit = max(1, int(state.config.warehouse_concurrency)) * max(1, int(wh.get("num_clusters") or 1))
+    return int(wh.get("_running", 0)) < limit
+
+
+def _work(state, st: dict) -> None:
+    """A statement's worker: wait PENDING for the warehouse and a slot, run RUNNING, then finish."""
+    cancel = st["cancel_event"]
+    wid = st["warehouse_id"]
+    while True:
+        with state.lock:
+            if st["state"] != "PENDING":
+                st["done"].set()
+                return
+            wh = warehouses(state).get(wid)
             if wh is not None:
                 advance_warehouse(state, wh)
             if wh is None or wh["state"] in ("DELETING", "DELETED"):
-                st.update(state="FAILED", ended=now, sql_state=None,
-                          error={"error_code": "NOT_FOUND", "message": f"Warehouse {st['warehouse_id']} was deleted."})
-            elif wh["state"] in ("STOPPED", "STOPPING"):
+                st.update(state="FAILED", ended=state.now(), sql_state=None,
+                          error={"error_code": "NOT_FOUND", "message": f"Warehouse {wid} was deleted."})
+                st["done"].set()
+                return
+            if wh["state"] in ("STOPPED", "STOPPING"):
                 start_warehouse(state, wh)
-            elif wh["state"] == "RUNNING":
-                ready = max(st["queued_until"], wh.get("_since") or now)
-                if now >= ready:
-                    st["state"] = "RUNNING"
-                    st["run_until"] = ready + float(s.statement_execution_seconds)
-        due = st["state"] == "RUNNING" and now >= st["run_until"]
-        if st["state"] == "SUCCEEDED" and now >= st["ended"] + float(s.results_lifetime_seconds):
-            st["state"] = "CLOSED"
-            st["chunks"] = []
-    if due:
-        with st["lock"]:
-            if st["state"] == "RUNNING":                      # not cancelled meanwhile
-                key = _cache_key(st)
-                cache = state.area("sql_result_cache", dict)
-                hit = cache.get(key) if s.result_cache_seconds else None
-                if hit is not None and hit[0] > state.now():
-                    done = dict(hit[1])
-                else:
-                    try:
-                        result = _engine(state).execute(st["statement"], st["parameters"], st.get("catalog"),
-                                                        st.get("schema"), row_limit=st.get("row_limit"),
-                                                        cancel_event=st["cancel_event"])
-                        done = dict(st, lock=None, cancel_event=None)
-                        _build_result(state, done, result)
-                    except Exception as exc:  # noqa: BLE001 - SqlError and anything the engine raises
-                        code, message, sql_state = _sql_error_fields(exc)
-                        done = {"state": "FAILED", "error": {"error_code": code, "message": message},
-                                "sql_state": sql_state}
-                    if s.result_cache_seconds and done["state"] == "SUCCEEDED":
-                        cache[key] = (state.now() + float(s.result_cache_seconds),
-                                      {k: done[k] for k in ("state", "columns", "chunks", "total_rows", "truncated")})
-                with state.lock:
-                    if st["state"] == "RUNNING":
-                        for k in ("state", "error", "sql_state", "columns", "chunks", "total_rows", "truncated"):
-                            if k in done:
-                                st[k] = done[k]
-                        st["ended"] = state.now()
-    return st
+            elif wh["state"] == "RUNNING" and _slot_free(state, wh):
+                wh["_running"] = int(wh.get("_running", 0)) + 1
+                st["state"] = "RUNNING"
+                st["started"] = state.now()
+                timeout = wh.get("statement_timeout") or None
+                break
+        if cancel.wait(_POLL):
+            st["done"].set()
+            return
+    try:
+        _run(state, st, timeout)
+    except Exception as exc:  # noqa: BLE001 - an emulator bug must still end the statement
+        _finish(state, st, {"state": "FAILED", "sql_state": "XX000", "error": {
+            "error_code": "INTERNAL_ERROR", "message": f"[INTERNAL_ERROR] Emulator error: {exc!r}"}})
+    finally:
+        with state.lock:
+            wh["_running"] = max(0, int(wh.get("_running", 1)) - 1)
+        st["done"].set()
+
+
+def _run(state, st: dict, timeout) -> None:
+    c = state.config
+    key = _cache_key(st)
+    cache = state.area("sql_result_cache", dict)
+    hit = cache.get(key) if c.sql_result_cache_seconds else None
+    if hit is not None and hit[0] > state.now():
+        _finish(state, st, dict(hit[1]))
+        return
+    try:
+        result = _engine(state).execute(st["statement"], st["parameters"], st.get("catalog"), st.get("schema"),
+                                        row_limit=st.get("row_limit"), cancel_event=st["cancel_event"],
+                                        timeout=float(timeout) if timeout else None, principal=st["principal"])
+        done = {"disposition": st["disposition"], "format": st["format"], "row_limit": st.get("row_limit"),
+                "byte_limit": st.get("byte_limit")}
+        _build_result(state, done, result)
+    except Exception as exc:  # noqa: BLE001 - SqlError and anything the engine raises
+        code, message, sql_state = _sql_error_fields(exc)
+        done = {"state": "FAILED", "error": {"error_code": code, "message": message}, "sql_state": sql_state}
+    fields = {k: done[k] for k in ("state", "error", "sql_state", "columns", "chunks", "total_rows", "truncated")
+              if k in done}
+    if c.sql_result_cache_seconds and fields["state"] == "SUCCEEDED":
+        cache[key] = (state.now() + float(c.sql_result_cache_seconds), fields)
+    _finish(state, st, fields)
 
 
 def _cache_key(st: dict) -> str:
     return json.dumps([st["warehouse_id"], st["statement"], st["parameters"], st.get("catalog"), st.get("schema"),
-                       st["disposition"], st["format"], st.get("row_limit"), st.get("byte_limit")], sort_keys=True)
+                       st["disposition"], st["format"], st.get("row_limit"), st.get("byte_limit"),
+                       getattr(st["principal"], "user_name", None)], sort_keys=True)
 
 
 def _lookup(state, sid: str) -> dict:
     with state.lock:
         st = _store(state).get(sid)
         if st is not None and st.get("ended") is not None and st["state"] in TERMINAL and \
-                state.now() >= st["ended"] + float(sql_settings(state).purge_after_seconds):
+                state.now() >= st["ended"] + float(state.config.statement_purge_after_seconds):
             _store(state).pop(sid, None)
             st = None
     if st is None:
         raise ApiError(404, "NOT_FOUND", f"The statement {sid} was not found; it may have been removed.")
-    return _advance(state, st)
+    return _refresh(state, st)
 
 
 def _response(state, req, st: dict) -> bytes:
-    status: dict = {"state": st["state"]}
-    if st["state"] == "FAILED":
-        status["error"] = st["error"]
-        if st.get("sql_state"):
-            status["sql_state"] = st["sql_state"]
-    doc = {"statement_id": st["id"], "status": status}
-    if st["state"] != "SUCCEEDED":
+    with state.lock:
+        snap = {k: st.get(k) for k in ("id", "state", "error", "sql_state", "columns", "chunks", "total_rows",
+                                       "truncated", "disposition", "format")}
+    status: dict = {"state": snap["state"]}
+    if snap["state"] == "FAILED":
+        status["error"] = snap["error"]
+        if snap.get("sql_state"):
+            status["sql_state"] = snap["sql_state"]
+    doc = {"statement_id": snap["id"], "status": status}
+    if snap["state"] != "SUCCEEDED":
         return json.dumps(doc).encode()
-    doc["manifest"] = _manifest(st)
-    if not st["chunks"]:
+    doc["manifest"] = _manifest(snap)
+    if not snap["chunks"]:
         doc["result"] = {"row_count": 0, "row_offset": 0, "chunk_index": 0}
         return json.dumps(doc).encode()
-    return json.dumps(doc)[:-1].encode() + b',"result":' + _chunk_bytes(state, req, st, 0) + b"}"
+    return json.dumps(doc)[:-1].encode() + b',"result":' + _chunk_bytes(state, req, snap, 0) + b"}"
 
 
 def _send(state, body: bytes):
@@ -311,15 +363,71 @@ def _send(state, body: bytes):
     return 200, body, {"Content-Type": "application/json"}
 
 
-# --------------------------------------------------------------------------- routes
+def _cancel(state, st: dict) -> bool:
+    with state.lock:
+        if st["state"] in ("PENDING", "RUNNING"):
+            st.update(state="CANCELED", ended=state.now())
+            st["cancel_event"].set()
+            state.applied["statements/cancel"] += 1
+            cancelled = True
+        else:
+            cancelled = False
+    if cancelled:
+        st["done"].set()
+    return cancelled
+
+
+# --------------------------------------------------------------------------- submitting
 
 _WAIT = re.compile(r"^(\d+)s$")
 
 
+def _new_id() -> str:
+    sid = uuid.uuid4().hex
+    return f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:32]}"
+
+
+def submit_statement(state, *, statement: str, warehouse_id: str, principal=None, parameters=None,
+                     catalog: Optional[str] = None, schema: Optional[str] = None, disposition: str = "INLINE",
+                     format: str = "JSON_ARRAY", row_limit: Optional[int] = None,
+                     byte_limit: Optional[int] = None, start: bool = True) -> dict:
+    """Start a statement on a warehouse as ``principal`` (a state.Principal; None = the engine's
+    default user) and return its record (``record["id"]`` is the statement_id; ``record["done"]``
+    a threading.Event set when it ends). Raises ApiError 404 for an unknown warehouse. A stopped
+    warehouse is started; the statement waits PENDING. ``start=False``: the caller starts the
+    worker with ``_start`` (the API answers a ``0s`` wait before the worker runs)."""
+    with state.lock:
+        wh = warehouses(state).get(warehouse_id)
+        if wh is None or advance_warehouse(state, wh)["state"] == "DELETED":
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {warehouse_id} does not exist.")
+        st = {"id": _new_id(), "warehouse_id": warehouse_id, "statement": statement, "parameters": parameters or [],
+              "catalog": catalog, "schema": schema, "disposition": disposition, "format": format,
+              "row_limit": row_limit, "byte_limit": byte_limit, "principal": principal, "state": "PENDING",
+              "created": state.now(), "started": None, "ended": None, "chunks": [],
+              "cancel_event": threading.Event(), "done": threading.Event()}
+        if wh["state"] in ("STOPPED", "STOPPING"):
+            start_warehouse(state, wh)
+        _store(state)[st["id"]] = st
+        state.applied["statements/execute"] += 1
+    if start:
+        _start(state, st)
+    return st
+
+
+def _start(state, st: dict) -> None:
+    threading.Thread(target=_work, args=(state, st), name=f"emu-statement-{st['id'][:8]}", daemon=True).start()
+
+
+def statement_response(state, statement_id: str, req=None) -> dict:
+    """The StatementResponse document of a statement (as ``GET /statements/{id}`` answers it)."""
+    return json.loads(_response(state, req, _lookup(state, statement_id)))
+
+
+# --------------------------------------------------------------------------- routes
+
 @route("POST", API)
 def execute(req):
     body = req.body
-    s = sql_settings(req.state)
     statement = body.get("statement")
     if not isinstance(statement, str) or not statement.strip():
         raise invalid_parameter("statement is required and must be a non-empty string")
@@ -328,10 +436,11 @@ def execute(req):
     wid = body.get("warehouse_id")
     if not isinstance(wid, str) or not wid:
         raise invalid_parameter("warehouse_id is required")
-    m = _WAIT.match(str(body.get("wait_timeout", "10s")))
+    raw_wait = body.get("wait_timeout", "10s")
+    m = _WAIT.match(raw_wait) if isinstance(raw_wait, str) else None
     wait = int(m.group(1)) if m else -1
     if wait != 0 and not 5 <= wait <= 50:
-        raise invalid_parameter(f"wait_timeout must be 0s or between 5s and 50s, got {body.get('wait_timeout')!r}")
+        raise invalid_parameter(f"wait_timeout must be 0s or between 5s and 50s, got {raw_wait!r}")
     on_wait = body.get("on_wait_timeout", "CONTINUE")
     if on_wait not in ("CONTINUE", "CANCEL"):
         raise invalid_parameter(f"on_wait_timeout must be CONTINUE or CANCEL, got {on_wait!r}")
@@ -367,33 +476,21 @@ def execute(req):
             raise invalid_parameter(f"parameter {p['name']}: value must be a string (or null for NULL)")
         if p.get("type") is not None and not isinstance(p["type"], str):
             raise invalid_parameter(f"parameter {p['name']}: type must be a string")
+    for name in ("catalog", "schema"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise invalid_parameter(f"{name} must be a string")
     state = req.state
-    with state.lock:
-        wh = warehouses(state).get(wid)
-        if wh is None or advance_warehouse(state, wh)["state"] == "DELETED":
-            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Warehouse {wid} does not exist.")
-        now = state.now()
-        sid = str(uuid.uuid4()).replace("-", "")
-        sid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:32]}"
-        st = {"id": sid, "warehouse_id": wid, "statement": statement, "parameters": params,
-              "catalog": body.get("catalog"), "schema": body.get("schema"), "disposition": disposition,
-              "format": fmt, "row_limit": limits.get("row_limit"), "byte_limit": limits.get("byte_limit"),
-              "state": "PENDING", "created": now, "queued_until": now + float(s.statement_queue_seconds),
-              "run_until": None, "ended": None, "lock": threading.Lock(), "chunks": [],
-              "cancel_event": threading.Event()}
-        if advance_warehouse(state, wh)["state"] in ("STOPPED", "STOPPING"):
-            start_warehouse(state, wh)
-        _store(state)[sid] = st
-        state.applied["statements/execute"] += 1
-    deadline = time.monotonic() + wait
-    while True:
-        _advance(state, st)
-        if st["state"] in TERMINAL or time.monotonic() >= deadline:
-            break
-        time.sleep(0.01)
-    if wait and st["state"] not in TERMINAL and on_wait == "CANCEL":
+    st = submit_statement(state, statement=statement, warehouse_id=wid, principal=req.principal, parameters=params,
+                          catalog=body.get("catalog") or None, schema=body.get("schema") or None,
+                          disposition=disposition, format=fmt, start=False, **limits)
+    if wait == 0:                       # asynchronous: answer at once, before the worker runs
+        answer = _response(state, req, st)
+        _start(state, st)
+        return _send(state, answer)
+    _start(state, st)
+    if not st["done"].wait(wait) and on_wait == "CANCEL":
         _cancel(state, st)
-    return _send(state, _response(state, req, st))
+    return _send(state, _response(state, req, _refresh(state, st)))
 
 
 @route("GET", API + r"/(?P<id>[^/]+)")
@@ -409,22 +506,15 @@ def get_chunk(req):
         i = int(req.params["index"])
     except ValueError:
         raise invalid_parameter(f"Invalid chunk index {req.params['index']!r}") from None
-    if st["state"] != "SUCCEEDED":
-        raise invalid_state(f"The statement {st['id']} is {st['state']}; results can only be fetched from a "
-                            "SUCCEEDED statement" + (" (results expire an hour after success)" if st["state"] == "CLOSED" else ""))
-    if not 0 <= i < len(st["chunks"]):
-        raise invalid_parameter(f"Chunk index {i} is out of range: the result has {len(st['chunks'])} chunk(s)")
-    return _send(req.state, _chunk_bytes(req.state, req, st, i))
-
-
-def _cancel(state, st: dict) -> bool:
-    with state.lock:
-        if st["state"] in ("PENDING", "RUNNING"):
-            st.update(state="CANCELED", ended=state.now())
-            st["cancel_event"].set()
-            state.applied["statements/cancel"] += 1
-            return True
-    return False
+    with req.state.lock:
+        snap = {k: st.get(k) for k in ("id", "state", "chunks", "disposition", "format")}
+    if snap["state"] != "SUCCEEDED":
+        raise invalid_state(f"The statement {snap['id']} is {snap['state']}; results can only be fetched from a "
+                            "SUCCEEDED statement" + (" (results expire an hour after success)"
+                                                     if snap["state"] == "CLOSED" else ""))
+    if not 0 <= i < len(snap["chunks"]):
+        raise invalid_parameter(f"Chunk index {i} is out of range: the result has {len(snap['chunks'])} chunk(s)")
+    return _send(req.state, _chunk_bytes(req.state, req, snap, i))
 
 
 @route("POST", API + r"/(?P<id>[^/]+)/cancel")
@@ -472,6 +562,9 @@ class _Storage:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        # HTTPS like real cloud storage, with the emulator's certificate authority (emulator/tls.py)
+        from .tls import authority, serve
+        self.scheme = serve(self.server, authority().server_context() if state.config.tls else None)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name=f"emulator-storage-{self.port}", daemon=True)
         self.thread.start()
@@ -485,13 +578,13 @@ class _Storage:
 
     def sign(self, sid: str, index: int) -> str:
         path = f"/results/{sid}/{index}"
-        s = sql_settings(self.state)
-        expires = int(self.state.now() + float(s.link_lifetime_seconds) + 0.999)
+        c = self.state.config
+        expires = int(self.state.now() + float(c.statement_link_lifetime_seconds) + 0.999)
         with self.lock:
-            if s.expire_next_links > 0:
-                s.expire_next_links -= 1
+            if c.statement_expire_next_links > 0:
+                c.statement_expire_next_links -= 1
                 expires = int(self.state.now()) - 60
-        return f"http://127.0.0.1:{self.port}{path}?X-Expires={expires}&X-Signature={self._sig(path, expires)}", expires
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}?X-Expires={expires}&X-Signature={self._sig(path, expires)}", expires
 
     @staticmethod
     def _xml(code: str, message: str) -> bytes:
@@ -523,7 +616,7 @@ class _Storage:
             with self.lock:
                 self.expired += 1
             return 403, self._xml("AccessDenied", "Request has expired"), "application/xml"
-        for k, v in sql_settings(self.state).link_http_headers.items():
+        for k, v in dict(self.state.config.statement_link_http_headers).items():
             if lower.get(k.lower()) != v:
                 return 403, self._xml("AccessDenied", f"Missing required header {k}"), "application/xml"
         m = re.fullmatch(r"/results/([^/]+)/(\d+)", split.path)

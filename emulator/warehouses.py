@@ -1,23 +1,19 @@
-"""SQL Warehouses API (contract §7) and the knobs of the SQL area (warehouses + statements).
+"""SQL Warehouses API (contract §7).
 
 States move lazily: a warehouse keeps a queue of timed transitions applied whenever it is read
 (no background threads). Two warehouses are seeded on first use of the area: a RUNNING
-"Starter Warehouse" and a STOPPED one.
-
-The core ``Config`` has no extension point, so the SQL area keeps its own settings per
-workspace state: ``sql_settings(state)`` returns a mutable :class:`SqlSettings` (tests change it
-and restore it; ``SqlSettings.update`` refuses unknown names like ``Config.update``).
+"Starter Warehouse" and a STOPPED one. Knobs are ``warehouse_*`` fields of the emulator's one
+``Config`` (``warehouse_start_seconds``, ``warehouse_stop_seconds``, ``warehouse_delete_seconds``,
+``warehouse_page_size``, ``warehouse_concurrency``); ``sql_shape_*`` shape the SQL area's network.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Dict
 
-from .api import ApiError, decode_page_token, encode_page_token, invalid_parameter, route
+from .api import ApiError, Snapshots, invalid_parameter, route
 
 API = r"/api/2\.0/sql/warehouses"
 STATES = ("STARTING", "RUNNING", "STOPPING", "STOPPED", "DELETING", "DELETED")
@@ -27,52 +23,12 @@ TYPES = ("CLASSIC", "PRO", "REALTIME", "TYPE_UNSPECIFIED")
 SPOT = ("COST_OPTIMIZED", "RELIABILITY_OPTIMIZED", "POLICY_UNSPECIFIED")
 
 
-@dataclass
-class SqlSettings:
-    """Knobs of the SQL area. Durations in seconds."""
-    warehouse_start_seconds: float = 3.0        # STARTING -> RUNNING
-    warehouse_stop_seconds: float = 1.0         # STOPPING -> STOPPED
-    warehouse_delete_seconds: float = 1.0       # DELETING -> DELETED
-    warehouse_page_size: int = 25               # server cap and default of list page_size
-    statement_queue_seconds: float = 0.0        # PENDING time on a running warehouse
-    statement_execution_seconds: float = 0.0    # RUNNING time before the result exists (slow statements)
-    chunk_max_rows: Optional[int] = None        # rows per chunk cap (None: bytes decide)
-    chunk_max_bytes: int = 2 * 1024 * 1024      # JSON bytes per INLINE chunk [UNVERIFIED size]
-    link_chunk_max_bytes: int = 8 * 1024 * 1024 # bytes per EXTERNAL_LINKS chunk [UNVERIFIED size]
-    inline_limit_bytes: int = 25 * 1024 * 1024  # INLINE results larger than this fail
-    results_lifetime_seconds: float = 3600.0    # SUCCEEDED -> CLOSED
-    purge_after_seconds: float = 12 * 3600.0    # terminal -> 404
-    link_lifetime_seconds: float = 900.0        # presigned links expire after this
-    expire_next_links: int = 0                  # test hook: the next N links are minted already expired
-    link_http_headers: Dict[str, str] = dataclasses.field(default_factory=dict)  # required on link GETs
-    result_cache_seconds: float = 0.0           # like the warehouse query result cache: identical statements
-                                                # reuse a result this long (0 = off; tables may change)
-    shape_latency_seconds: float = 0.0          # network shaping: added to every SQL request
-    shape_bandwidth_bytes_per_second: float = 0.0  # network shaping: per connection (0 = unlimited)
-
-    def update(self, values: Dict[str, Any]) -> None:
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = [k for k in values if k not in names]
-        if unknown:
-            raise KeyError(f"unknown SQL setting(s): {', '.join(sorted(unknown))}")
-        for k, v in values.items():
-            setattr(self, k, copy.deepcopy(v))
-
-    def as_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def sql_settings(state) -> SqlSettings:
-    """The SQL settings of one emulator (created on first use)."""
-    return state.area("sql_settings", SqlSettings)
-
-
 def shape(state, nbytes: int) -> None:
     """Simulated network: fixed latency per request plus transfer time at the configured rate."""
-    s = sql_settings(state)
-    delay = float(s.shape_latency_seconds or 0)
-    if s.shape_bandwidth_bytes_per_second:
-        delay += nbytes / float(s.shape_bandwidth_bytes_per_second)
+    c = state.config
+    delay = float(c.sql_shape_latency_seconds or 0)
+    if c.sql_shape_bandwidth_bytes_per_second:
+        delay += nbytes / float(c.sql_shape_bandwidth_bytes_per_second)
     if delay > 0:
         time.sleep(delay)
 
@@ -148,7 +104,7 @@ def start_warehouse(state, wh: dict) -> bool:
     """STOPPED/STOPPING -> STARTING -> RUNNING. Returns True when a start was applied."""
     advance(state, wh)
     if wh["state"] in ("STOPPED", "STOPPING"):
-        schedule(state, wh, "STARTING", "RUNNING", sql_settings(state).warehouse_start_seconds)
+        schedule(state, wh, "STARTING", "RUNNING", state.config.warehouse_start_seconds)
         state.applied["warehouses/start"] += 1
         return True
     return False
@@ -217,21 +173,24 @@ def _validate(body: dict, *, creating: bool) -> None:
 
 @route("GET", API)
 def list_warehouses(req):
-    s = sql_settings(req.state)
-    size = req.q_int("page_size", s.warehouse_page_size) or s.warehouse_page_size
+    cap = int(req.state.config.warehouse_page_size)
+    size = req.q_int("page_size", cap) or cap
     if size < 0:
         raise invalid_parameter("page_size must not be negative")
-    size = min(size, s.warehouse_page_size)
-    offset = decode_page_token(req.q("page_token"), "wh") if req.q("page_token") else 0
+    size = min(size, cap)
     with req.state.lock:
-        items = [advance(req.state, wh) for wh in warehouses(req.state).values()]
-        items = [public(req, wh) for wh in items if wh["state"] != "DELETED"]
-    page = items[offset:offset + size]
+        # paged over the listing's first-page order: each page costs its own size (linear lists)
+        def build():
+            return [wh for wh in warehouses(req.state).values() if advance(req.state, wh)["state"] != "DELETED"]
+
+        snapshots = req.state.area("warehouse_list_snapshots", Snapshots)
+        page, nxt, _ = snapshots.page(req.q("page_token"), build, size, "wh")
+        page = [public(req, advance(req.state, wh)) for wh in page]
     out: dict = {}
     if page:
         out["warehouses"] = page
-    if offset + size < len(items):
-        out["next_page_token"] = encode_page_token(offset + size, "wh")
+    if nxt:
+        out["next_page_token"] = nxt
     return out
 
 
@@ -245,7 +204,7 @@ def create_warehouse(req):
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Warehouse with name {body['name']!r} already exists.")
         user = getattr(req.principal, "user_name", "emulator-user@example.com")
         wh = _new(req.state, body, user)
-        schedule(req.state, wh, "STARTING", "RUNNING", sql_settings(req.state).warehouse_start_seconds)
+        schedule(req.state, wh, "STARTING", "RUNNING", req.state.config.warehouse_start_seconds)
         store[wh["id"]] = wh
         req.state.applied["warehouses/create"] += 1
         return {"id": wh["id"]}
@@ -290,7 +249,7 @@ def stop(req):
     with req.state.lock:
         wh = lookup(req, req.params["id"], allow_deleted=False)
         if wh["state"] in ("STARTING", "RUNNING"):
-            schedule(req.state, wh, "STOPPING", "STOPPED", sql_settings(req.state).warehouse_stop_seconds)
+            schedule(req.state, wh, "STOPPING", "STOPPED", req.state.config.warehouse_stop_seconds)
             req.state.applied["warehouses/stop"] += 1
         return {}
 
@@ -300,6 +259,6 @@ def delete(req):
     with req.state.lock:
         wh = lookup(req, req.params["id"], allow_deleted=False)
         if wh["state"] != "DELETING":
-            schedule(req.state, wh, "DELETING", "DELETED", sql_settings(req.state).warehouse_delete_seconds)
+            schedule(req.state, wh, "DELETING", "DELETED", req.state.config.warehouse_delete_seconds)
             req.state.applied["warehouses/delete"] += 1
         return {}

@@ -58,6 +58,7 @@ class TamperProxy:
         self.upstream = upstream.rstrip("/")
         self.verify = ca_bundle or True
         self.rules: list = []
+        self.rewrites: list = []
         self.log: list = []
         self.lock = threading.Lock()
         self._http = threading.local()
@@ -87,9 +88,16 @@ class TamperProxy:
             self.rules.append({"re": re.compile(pattern), "fn": fn, "left": times, "method": method, "hits": 0})
         return self.rules[-1]
 
+    def rewrite(self, pattern: str, replacement: str):
+        """Forward requests whose path (and query) match ``pattern`` to ``re.sub(pattern, replacement)``
+        instead, e.g. another API version of the same endpoint."""
+        with self.lock:
+            self.rewrites.append((re.compile(pattern), replacement))
+
     def clear(self):
         with self.lock:
             self.rules.clear()
+            self.rewrites.clear()
 
     def requests(self, pattern: str = ".", method: str | None = None) -> list:
         with self.lock:
@@ -127,7 +135,11 @@ class TamperProxy:
             target = base64.urlsafe_b64decode(path[len("/__link__/"):].encode()).decode()
             path = "/__link__" + urlsplit(target).path
         else:
-            target = self.upstream + h.path
+            forwarded = h.path
+            with self.lock:
+                for rx, repl in self.rewrites:
+                    forwarded = rx.sub(repl, forwarded)
+            target = self.upstream + forwarded
         try:
             r = self._session().request(h.command, target, data=data, headers=headers, allow_redirects=False,
                                         verify=self.verify, timeout=60)

@@ -165,14 +165,16 @@ def test_a_host_that_only_starts_like_databricks_is_a_host_of_its_own():
 
 def off_host_urls(emulator, other_port):
     host, port = "127.0.0.1", emulator.port
+    scheme = emulator.scheme
+    other_scheme = "http" if scheme == "https" else "https"
     return [
         "https://dbc.cloud.databricks.com.evil.com/api/2.0/clusters/list",
         "https://accounts.cloud.databricks.com.evil.com/api/2.0/accounts",
         "https://evil.com/accounts.cloud.databricks.com/api/2.0/x",
-        f"http://localhost:{port}/api/2.0/preview/scim/v2/Me",          # the same server by another name
-        f"http://[::1]:{port}/api/2.0/preview/scim/v2/Me",
-        f"https://{host}:{port}/api/2.0/preview/scim/v2/Me",             # another scheme
-        f"http://{host}:{other_port}/api/2.0/preview/scim/v2/Me",        # another port
+        f"{scheme}://localhost:{port}/api/2.0/preview/scim/v2/Me",       # the same server by another name
+        f"{scheme}://[::1]:{port}/api/2.0/preview/scim/v2/Me",
+        f"{other_scheme}://{host}:{port}/api/2.0/preview/scim/v2/Me",    # another scheme
+        f"{scheme}://{host}:{other_port}/api/2.0/preview/scim/v2/Me",    # another port
         f"http://{host}:{port}@localhost:{other_port}/api/2.0/x",
         f"http://localhost:{other_port}#@{host}:{port}/api/2.0/x",
         f"http://evil.com%2F@{host}:{port}/api/2.0/x",
@@ -307,6 +309,7 @@ def test_a_netrc_entry_does_not_replace_the_client_credentials(emulator, tmp_pat
 # --------------------------------------------------------------------------- TLS
 
 def test_tls_verification_is_on_by_default_everywhere(pat, sp):
+    pat, sp = ({k: v for k, v in c.items() if k != "ca_bundle"} for c in (pat, sp))   # no CA bundle given
     for conn in (build({**pat, "host": "dbc-1.cloud.databricks.com"}),
                  build({**sp, "token_url": "https://dbc-1.cloud.databricks.com/oidc/v1/token"})):
         shared = SharedSession(conn)

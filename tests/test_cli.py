@@ -23,14 +23,25 @@ def conn_file(tmp_path, conn):
     return str(path)
 
 
-def test_spec_lists_both_connections_with_reference_labels():
+def test_spec_lists_the_five_connections_with_setup_steps():
     code, out, _ = cli("spec")
     assert code == 0
     spec = json.loads(out)
     fields = {c["label"]: [f["label"] for f in c["fields"]] for c in spec["connections"]}
     assert fields == {"Databricks Personal Access Token": ["Host", "Personal Access Token", "CA Bundle"],
                       "Databricks Workspace Service Principal": ["Token URL", "Scopes", "Service Principal Client ID",
-                                                                 "Service Principal Client Secret", "CA Bundle"]}
+                                                                 "Service Principal Client Secret", "CA Bundle"],
+                      "Databricks OAuth (User Login)": ["Host", "Client ID", "Client Secret", "Scopes", "Access Token",
+                                                        "Refresh Token", "Expires At", "Account ID", "CA Bundle"],
+                      "Microsoft Entra ID Service Principal": ["Host", "Tenant ID", "Client ID", "Client Secret",
+                                                               "Workspace Resource ID", "Authority Host", "CA Bundle"],
+                      "Databricks Workload Identity Federation": ["Host", "Client ID", "OIDC Token Variable",
+                                                                  "OIDC Token File", "Scopes", "Account ID", "CA Bundle"]}
+    for conn in spec["connections"]:                       # setup steps in the reference's style
+        assert "\n1. " in conn["description"] and "See https://" in conn["description"], conn["key"]
+    user = next(c for c in spec["connections"] if c["key"] == "oauth_user")["oauth2"]
+    assert user["authorize_url"] == "https://{host}/oidc/v1/authorize" and user["token_url"] == "https://{host}/oidc/v1/token"
+    assert user["scopes"] == "all-apis offline_access" and user["pkce"] == "S256"
     assert all("input_schema" in a for a in spec["actions"])
 
 
@@ -128,11 +139,13 @@ def test_emulator_command_serves_and_prints_credentials():
                 break
         info = json.loads("".join(lines))
         conns = info["connections"]
-        assert set(conns) == {"personal_access_token", "service_principal"}
+        assert set(conns) == {"personal_access_token", "service_principal", "oauth_user", "azure_service_principal",
+                              "workload_identity_federation"}
         import databricks_connector as dc
 
         assert dc.run("get_current_user", conns["service_principal"])["userName"] == conns["service_principal"]["client_id"]
-        assert dc.run("get_current_user", conns["personal_access_token"])["active"] is True
+        for kind in conns:                                  # each document works from another process, over HTTPS
+            assert dc.run("get_current_user", conns[kind])["active"] is True, kind
     finally:
         p.terminate()
         p.wait(timeout=10)
@@ -143,3 +156,63 @@ def test_demo_runs_a_tour_of_real_actions():
     assert code == 0, out[-2000:] + err[-2000:]
     assert "## Who am I? (personal access token)" in out
     assert '"userName": "emulator-user@example.com"' in out
+
+
+def test_login_signs_in_through_the_browser_step_and_writes_a_connection_file(emulator, tmp_path):
+    """`databricks-connector login` against the emulator: the test plays the browser (auto-consent),
+    following the printed URL to the loopback redirect; the file written then works."""
+    import requests
+    import stat
+
+    emulator.config.oauth_auto_consent = True
+    out_file = tmp_path / "signed-in.json"
+    args = [sys.executable, "-m", "databricks_connector", "login", "--host", emulator.url, "--port", "0",
+            "--no-browser", "--output", str(out_file)]
+    if emulator.ca_bundle:
+        args += ["--ca-bundle", emulator.ca_bundle]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stderr.readline()
+        url = p.stderr.readline().strip()
+        assert "/oidc/v1/authorize?" in url and "code_challenge_method=S256" in url and "scope=all-apis+offline_access" in url
+        consent = requests.get(url, allow_redirects=False, timeout=10)
+        assert consent.status_code == 302 and consent.headers["Location"].startswith("http://localhost:")
+        assert requests.get(consent.headers["Location"], timeout=10).status_code == 200
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out + err
+    summary = json.loads(out)
+    assert summary["ok"] is True and summary["refresh_token"] is True and summary["connection_type"] == "oauth_user"
+    doc = json.loads(out_file.read_text())
+    assert doc["type"] == "oauth_user" and doc["client_id"] == "databricks-cli" and doc["refresh_token"]
+    assert doc["access_token"] not in out + err and doc["refresh_token"] not in out + err
+    assert stat.S_IMODE(out_file.stat().st_mode) == 0o600
+    code, out, _ = cli("check", "--connection", str(out_file))
+    assert code == 0 and json.loads(out)["user"] == "emulator-user@example.com"
+
+
+def test_login_reports_a_denied_sign_in(emulator, tmp_path):
+    import requests
+    import urllib.parse
+
+    out_file = tmp_path / "never.json"
+    args = [sys.executable, "-m", "databricks_connector", "login", "--host", emulator.url, "--port", "0",
+            "--no-browser", "--output", str(out_file)] + (["--ca-bundle", emulator.ca_bundle] if emulator.ca_bundle else [])
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stderr.readline()
+        url = p.stderr.readline().strip()
+        query = urllib.parse.urlsplit(url).query
+        denied = requests.post(emulator.url + "/oidc/v1/authorize", data={"_query": query, "decision": "deny"},
+                               allow_redirects=False, timeout=10)
+        requests.get(denied.headers["Location"], timeout=10)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1
+    error = json.loads(out)["error"]
+    assert error["type"] == "authentication" and "access_denied" in error["message"]
+    assert not out_file.exists()

@@ -25,9 +25,17 @@ REFERENCE_PAYLOAD = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _azure_workspace(emulator):
+    """The reference payload is an Azure one (azure_attributes, Standard_DS3_v2): the emulator's
+    node-type catalogue follows its cloud, so these tests run against an Azure workspace (the
+    conftest restores the configuration after each test)."""
+    emulator.config.update({"cloud": "AZURE"})
+
+
 def _cluster(emulator, **fields):
     return emulator.state.add_cluster(**{"cluster_name": "t", "spark_version": "13.3.x-scala2.12",
-                                         "node_type_id": "i3.xlarge", "num_workers": 1, **fields})
+                                         "node_type_id": "Standard_DS3_v2", "num_workers": 1, **fields})
 
 
 def _last(emulator, method, path):
@@ -91,7 +99,7 @@ def test_a_repeated_token_returns_the_same_cluster_until_it_terminates(emulator,
 
 def test_create_autoscale_and_additional_settings(emulator, pat, connector):
     out = connector.run("create_cluster", pat, {
-        "spark_version": "13.3.x-scala2.12", "node_type_id": "i3.xlarge", "autoscale_min_workers": 1,
+        "spark_version": "13.3.x-scala2.12", "node_type_id": "Standard_DS4_v2", "autoscale_min_workers": 1,
         "autoscale_max_workers": 3, "data_security_mode": "SINGLE_USER", "single_user_name": "a@example.com",
         "additional_settings": {"enable_local_disk_encryption": True, "cluster_name": "loses", "ssh_public_keys": ["k"]},
         "cluster_name": "wins"})
@@ -105,7 +113,7 @@ def test_create_autoscale_and_additional_settings(emulator, pat, connector):
 def test_create_refuses_every_bad_combination_at_once(emulator, conn, connector):
     err = _no_request_sent(emulator, connector, conn, "create_cluster", {
         "num_workers": 2, "autoscale_min_workers": 3, "autoscale_max_workers": 3, "autotermination_minutes": 5,
-        "node_type_id": "i3.xlarge"})
+        "node_type_id": "Standard_DS4_v2"})
     keys = {p["key"] for p in err.details["inputs"]}
     assert keys == {"num_workers", "autoscale_max_workers", "spark_version", "autotermination_minutes"}
     assert "Spark Version" in err.message and "Auto Termination" in err.message
@@ -125,7 +133,7 @@ def test_create_input_errors_send_nothing(emulator, pat, connector, inputs, key)
 
 def test_create_rejected_by_the_server_is_bad_request(emulator, pat, connector):
     with pytest.raises(ConnectorError) as exc:
-        connector.run("create_cluster", pat, {"spark_version": "0.0.x-nope", "num_workers": 1, "node_type_id": "i3.xlarge"})
+        connector.run("create_cluster", pat, {"spark_version": "0.0.x-nope", "num_workers": 1, "node_type_id": "Standard_DS4_v2"})
     assert exc.value.type == "bad_request" and exc.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
@@ -334,7 +342,8 @@ def test_cluster_events_cap(emulator, pat, connector):
 
 def test_list_node_types_and_spark_versions(emulator, conn, connector):
     out = connector.run("list_node_types", conn)
-    assert {"Standard_DS3_v2", "i3.xlarge"} <= {n["node_type_id"] for n in out["node_types"]}
+    ids = {n["node_type_id"] for n in out["node_types"]}
+    assert {"Standard_DS3_v2", "Standard_DS4_v2"} <= ids and not any(i.startswith("i3.") for i in ids)
     assert _last(emulator, "GET", f"{API}/list-node-types")
     out = connector.run("list_spark_versions", conn)
     assert "10.4.x-scala2.12" in {v["key"] for v in out["versions"]}

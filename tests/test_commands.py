@@ -238,6 +238,7 @@ def test_unknown_ids_are_not_found(emulator, pat, connector, cluster, context, a
 # --------------------------------------------------------------------------- CLI end to end
 
 def test_cli_create_run_terminate(emulator, pat, tmp_path):
+    emulator.config.update({"cloud": "AZURE"})       # the payload is an Azure one (restored by the conftest)
     conn_file = tmp_path / "conn.json"
     conn_file.write_text(json.dumps(pat))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -259,9 +260,9 @@ def test_cli_create_run_terminate(emulator, pat, tmp_path):
         "enable_elastic_disk": True, "runtime_engine": "STANDARD", "wait_for_state": True, **wait})
     assert cluster["state"] == "RUNNING" and "PENDING" in err
     cid = cluster["cluster_id"]
-    # no Execution Context ID: Run Command makes one, and returns it for later steps
+    # no Execution Context ID: Run Command makes one, and (asked to keep it) returns it for later steps
     result, _ = cli("run_command", {"cluster_id": cid, "command": "print(sum(range(10)))",
-                                    "wait_for_result": True, **wait})
+                                    "wait_for_result": True, "keep_context": True, **wait})
     assert result["status"] == "Finished" and result["results"]["data"].strip() == "45"
     again, _ = cli("run_command", {"cluster_id": cid, "context_id": result["context_id"],
                                    "command": "print(sum(range(5)))", "wait_for_result": True, **wait})
@@ -286,11 +287,12 @@ def test_contexts_survive_a_resize_and_die_when_the_cluster_terminates(emulator,
 def test_run_command_without_a_context_creates_one(emulator, pat, connector, cluster):
     before = emulator.state.applied["contexts/create"]
     out = connector.run("run_command", pat, {"cluster_id": cluster, "command": "x = 20\nx * 2 + 2",
-                                             "wait_for_result": True, **FAST_WAIT})
+                                             "wait_for_result": True, "keep_context": True, **FAST_WAIT})
     assert out["results"]["data"] == "42" and out["context_id"]
     assert emulator.state.applied["contexts/create"] - before == 1
     create = [r for r in emulator.requests if r["path"] == "/api/1.2/contexts/create"][-1]
     assert create["json"] == {"clusterId": cluster, "language": "python"}
-    # the context it made keeps its state for the next step
+    # asked to keep it, the context it made keeps its state for the next step
+    assert "context_destroyed" not in out
     assert _run(connector, pat, cluster, out["context_id"], "x")["results"]["data"] == "20"
 

@@ -104,3 +104,15 @@ def test_tls_verification_is_on_and_a_ca_bundle_can_be_given(tmp_path):
     assert SharedSession(build({**base, "ca_bundle": str(pem)}))._http.verify == str(pem)
     with pytest.raises(ConnectorError, match="CA Bundle"):
         build({**base, "ca_bundle": str(tmp_path / "missing.pem")})
+
+
+def test_an_empty_token_url_hint_talks_about_the_token_url():
+    """#13: the hint of an empty Token URL shows a token URL, not a host."""
+    for value in ("", "   ", None):
+        with pytest.raises(ConnectorError) as exc:
+            build({"type": "service_principal", "token_url": value, "client_id": "c", "client_secret": "s"})
+        assert exc.value.message == "Token URL is empty"
+        assert "token URL" in exc.value.hint and "/oidc/v1/token" in exc.value.hint
+    with pytest.raises(ConnectorError) as exc:
+        build({"type": "personal_access_token", "host": "", "token": "dapi1"})
+    assert "workspace host" in exc.value.hint and "/oidc/" not in exc.value.hint

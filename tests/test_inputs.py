@@ -258,3 +258,41 @@ def test_keywords_outside_the_fast_check_fall_back_to_jsonschema():
                                                      "schema": {"format": "date-time"}}]}
     assert _plan(odd) is False and not _fast_valid(odd, {"when": "now"})
     assert resolve(odd, {"when": "now"}) == {"when": "now"}          # jsonschema decided (format is annotation-only)
+
+
+# Key-value text: one pair per line; several on one line only when unambiguous (connector/inputs.py).
+@pytest.mark.parametrize("text,expected", [
+    ("JAVA_OPTS=-Da=1,-Db=2", {"JAVA_OPTS": "-Da=1,-Db=2"}),
+    ("spark.jars=a.jar,b.jar", {"spark.jars": "a.jar,b.jar"}),
+    ("spark.driver.extraJavaOptions=-Dx=1,y=2", {"spark.driver.extraJavaOptions": "-Dx=1,y=2"}),
+    ("team=data,env=prod", {"team": "data", "env": "prod"}),
+    ("team=data, env=prod", {"team": "data", "env": "prod"}),
+    ("a=1\r\nb=x,y\n\n  c = with spaces  ", {"a": "1", "b": "x,y", "c": "with spaces"}),
+    ("url=https://h/p?x=1&y=2", {"url": "https://h/p?x=1&y=2"}),
+    ("empty=", {"empty": ""}),
+])
+def test_key_value_text_keeps_commas_in_values(text, expected):
+    assert resolve(ACTION, {"name": "x", "tags": text})["tags"] == expected
+
+
+@pytest.mark.parametrize("text,line", [("Authorization: Bearer dapi-secret-value-123", 1),
+                                       ("a=1\nBearer dapi-secret-value-123", 2), ("=dapi-secret-value-123", 1)])
+def test_key_value_errors_name_the_line_never_its_value(text, line):
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"name": "x", "tags": text})
+    assert f"line {line}" in exc.value.message and "dapi-secret" not in exc.value.message
+    assert "dapi-secret" not in str(exc.value.to_dict())
+
+
+def test_structured_inputs_have_a_depth_limit_and_no_nan():
+    from databricks_connector.inputs import MAX_DEPTH
+
+    ok = {"a": 1}
+    for _ in range(MAX_DEPTH - 1):
+        ok = {"a": ok}
+    assert resolve(ACTION, {"name": "x", "conf": ok})["conf"] == ok
+    with pytest.raises(InputError) as exc:
+        resolve(ACTION, {"name": "x", "conf": {"a": ok}, "items": "[" * 5000 + "]" * 5000,
+                         "either": {"x": [1.0, float("inf")]}})
+    reasons = {p["key"]: p["reason"] for p in exc.value.problems}
+    assert "nested deeper" in reasons["conf"] and "nested deeper" in reasons["items"] and "NaN" in reasons["either"]

@@ -1,26 +1,44 @@
 """Jobs and runs (Jobs API 2.2) over real HTTP against the emulator: the actions' wire requests,
-their outputs and classified errors, and the emulator's run state machine."""
+their outputs and classified errors, and the emulator's run state machine. The tasks run real
+code: notebooks and Python files put in the emulator's workspace through its Workspace API."""
 import time
 import uuid
 
 import pytest
 
-from databricks_connector.emulator.jobs import MULTI_TASK_OUTPUT, store_of
+from databricks_connector.emulator.jobs import MULTI_TASK_OUTPUT
 from databricks_connector.errors import ConnectorError
+from tests.scenarios import seed_file, seed_notebook, seed_warehouse
 
 J = "/api/2.2/jobs"
 FAST_WAIT = {"poll_interval_seconds": 0.1}
+D = "/Shared/test_jobs"
+
+NOTEBOOKS = {
+    f"{D}/extract": "print('extracting')\ndbutils.notebook.exit('extracted ' + dbutils.widgets.get('env'))",
+    f"{D}/load": "dbutils.notebook.exit('loaded')",
+    f"{D}/answer": "x = int(dbutils.widgets.get('x'))\nprint('computing')\n\n# COMMAND ----------\n\n"
+                   "dbutils.notebook.exit(str(x * 7))",
+    f"{D}/plain": "print('plain')",
+}
+FILES = {
+    f"{D}/transform.py": "import sys\nprint('transform', sys.argv[1:])",
+    f"{D}/divide.py": "print('about to fail')\n1 / 0",
+    f"{D}/slow.py": "import time\ntime.sleep(1.5)\nprint('slept')",
+    f"{D}/boom.py": "raise ValueError('boom: bad input')",
+}
 
 
 @pytest.fixture
 def jobs(emulator):
-    """The emulator's jobs area with fast run timings; restored afterwards."""
-    store = store_of(emulator.state)
-    store.config.pending_seconds = 0.05
-    store.config.task_seconds = 0.1
-    yield store
-    store.config.reset()
-    store.clear_presets()
+    """Fast run timings (the conftest restores the configuration) and the tests' notebooks and files
+    in the emulator's workspace."""
+    emulator.config.update({"jobs_pending_seconds": 0.05, "jobs_task_seconds": 0.1, "jobs_cancel_seconds": 0.2})
+    for path, source in NOTEBOOKS.items():
+        seed_notebook(emulator, path, source)
+    for path, source in FILES.items():
+        seed_file(emulator, path, source)
+    return emulator.config
 
 
 def since(emulator, n, method=None, path=None):
@@ -38,7 +56,7 @@ def make_job(connector, conn, tasks, **extra):
     return connector.run("create_job", conn, inputs)["job_id"]
 
 
-def wait_run(connector, conn, run_id, *, life=("TERMINATED", "SKIPPED", "INTERNAL_ERROR"), timeout=10.0):
+def wait_run(connector, conn, run_id, *, life=("TERMINATED", "SKIPPED", "INTERNAL_ERROR"), timeout=15.0):
     deadline = time.monotonic() + timeout
     while True:
         run = connector.run("get_run", conn, {"run_id": run_id})
@@ -48,13 +66,11 @@ def wait_run(connector, conn, run_id, *, life=("TERMINATED", "SKIPPED", "INTERNA
 
 
 CHAIN = [
-    {"task_key": "extract", "notebook_task": {"notebook_path": "/Shared/extract",
-                                              "python_code": "print('extracted', dbutils.widgets.get('env'))"}},
+    {"task_key": "extract", "notebook_task": {"notebook_path": f"{D}/extract"}},
     {"task_key": "transform", "depends_on": [{"task_key": "extract"}],
-     "spark_python_task": {"python_file": "transform.py", "parameters": ["{{job.parameters.env}}"],
-                           "python_code": "import sys\nprint('transform', sys.argv[1:])"}},
+     "spark_python_task": {"python_file": f"{D}/transform.py", "parameters": ["{{job.parameters.env}}"]}},
     {"task_key": "load", "depends_on": [{"task_key": "transform"}],
-     "notebook_task": {"notebook_path": "/Shared/load", "python_code": "dbutils.notebook.exit('loaded')"}},
+     "notebook_task": {"notebook_path": f"{D}/load"}},
 ]
 
 
@@ -114,7 +130,7 @@ def test_update_needs_settings_or_fields(pat, connector):
 
 
 def test_get_job_concatenates_every_page_of_its_arrays(emulator, pat, connector, jobs):
-    jobs.config.array_page_size = 2
+    jobs.jobs_array_page_size = 2
     tasks = [{"task_key": f"t{i}", "notebook_task": {"notebook_path": f"/n{i}"}} for i in range(7)]
     params = [{"name": f"p{i}", "default": str(i)} for i in range(5)]
     job_id = make_job(connector, pat, tasks, parameters=params)
@@ -134,8 +150,12 @@ def test_get_job_concatenates_every_page_of_its_arrays(emulator, pat, connector,
 # --------------------------------------------------------------------------- runs: the main story
 
 def test_three_task_failure_output_and_repairs(emulator, pat, connector, jobs):
-    job_id = make_job(connector, pat, CHAIN, parameters={"env": "prod"})
-    jobs.preset_outcome(job_id, "transform", "FAILED", error="boom: bad input", error_trace="Traceback: boom")
+    # the transform step's file raises: the run fails at transform, load never runs
+    seed_file(emulator, f"{D}/step.py", FILES[f"{D}/boom.py"])
+    chain = [dict(CHAIN[1], spark_python_task={"python_file": f"{D}/step.py",
+                                               "parameters": ["{{job.parameters.env}}"]}) if t["task_key"] == "transform"
+             else t for t in CHAIN]
+    job_id = make_job(connector, pat, chain, parameters={"env": "prod"})
 
     n = len(emulator.requests)
     with pytest.raises(ConnectorError) as err:
@@ -146,7 +166,7 @@ def test_three_task_failure_output_and_repairs(emulator, pat, connector, jobs):
     run_id = e.details["run_id"]
     url = f"{emulator.url}/?o={emulator.workspace_id}#job/{job_id}/run/{run_id}"
     assert e.details["run_page_url"] == url and url in e.message
-    assert "boom: bad input" in e.message and "transform" in e.message
+    assert "ValueError: boom: bad input" in e.message and "transform" in e.message
     assert {f["task_key"] for f in e.details["failed_tasks"]} == {"transform", "load"}
     run_now = since(emulator, n, "POST", J + "/run-now")[0]["json"]
     assert run_now["job_id"] == job_id and run_now["job_parameters"] == {"env": "test"}
@@ -157,15 +177,19 @@ def test_three_task_failure_output_and_repairs(emulator, pat, connector, jobs):
     assert out["state"]["result_state"] == "FAILED" and out["run_page_url"] == url
     t = out["tasks"]
     assert t["extract"]["state"]["result_state"] == "SUCCESS"
-    assert t["extract"]["result"]["logs"].strip() == "extracted test"     # real code, job parameter as widget
+    # real code: the job parameter read as a widget, the exit value as the notebook's result
+    assert t["extract"]["result"]["notebook_output"] == {"result": "extracted test", "truncated": False}
     assert t["transform"]["state"]["result_state"] == "FAILED"
-    assert t["transform"]["error"] == "boom: bad input" and t["transform"]["error_trace"] == "Traceback: boom"
+    assert t["transform"]["error"] == "ValueError: boom: bad input"
+    assert "Traceback" in t["transform"]["error_trace"] and "boom: bad input" in t["transform"]["error_trace"]
     assert t["load"]["state"]["result_state"] == "UPSTREAM_FAILED" and t["load"]["error"] is None
     # get-output was asked for each task run, never for the parent run
     outputs = since(emulator, n, "GET", J + "/runs/get-output")
     asked = {int(r["query"]["run_id"][0]) for r in outputs}
     assert run_id not in asked and {x["task_run_id"] for x in t.values()} <= asked
 
+    # the file is fixed in the workspace; the repair runs the fixed code
+    seed_file(emulator, f"{D}/step.py", FILES[f"{D}/transform.py"])
     # the first repair re-runs what failed with the run's own job parameters
     n = len(emulator.requests)
     rep = connector.run("repair_run", pat, {"run_id": run_id, "wait_for_completion": True, **FAST_WAIT})
@@ -196,7 +220,7 @@ def test_three_task_failure_output_and_repairs(emulator, pat, connector, jobs):
 
 
 def test_repair_of_an_active_run_is_invalid_state(pat, connector, jobs):
-    jobs.config.task_seconds = 5
+    jobs.jobs_task_seconds = 5
     job_id = make_job(connector, pat, CHAIN[:1])
     run_id = connector.run("run_job_now", pat, {"job_id": job_id})["run_id"]
     with pytest.raises(ConnectorError) as err:
@@ -225,7 +249,7 @@ def test_run_now_retried_after_a_dropped_connection_starts_one_run(emulator, pat
 
 
 def test_waiting_times_out_and_cancels_the_run(emulator, pat, connector, jobs):
-    jobs.config.task_seconds = 30
+    jobs.jobs_task_seconds = 30
     job_id = make_job(connector, pat, CHAIN[:1])
     n = len(emulator.requests)
     with pytest.raises(ConnectorError) as err:
@@ -242,7 +266,7 @@ def test_waiting_times_out_and_cancels_the_run(emulator, pat, connector, jobs):
 
 
 def test_waiting_times_out_without_cancel_when_asked(emulator, pat, connector, jobs):
-    jobs.config.task_seconds = 30
+    jobs.jobs_task_seconds = 30
     job_id = make_job(connector, pat, CHAIN[:1])
     n = len(emulator.requests)
     with pytest.raises(ConnectorError) as err:
@@ -286,8 +310,7 @@ def test_single_task_submit_run_output(emulator, conn, connector, jobs):
     out = connector.run("submit_run", conn, {
         "run_name": "one-off", "settings": {"timeout_seconds": 120},
         "tasks": [{"task_key": "only", "notebook_task": {
-            "notebook_path": "/Shared/answer", "base_parameters": {"x": "6"},
-            "python_code": "x = int(dbutils.widgets.get('x'))\nprint('computing')\ndbutils.notebook.exit(str(x * 7))"}}],
+            "notebook_path": f"{D}/answer", "base_parameters": {"x": "6"}}}],
         "wait_for_completion": True, **FAST_WAIT})
     body = since(emulator, n, "POST", J + "/runs/submit")[0]["json"]
     assert body["run_name"] == "one-off" and body["timeout_seconds"] == 120 and body["tasks"][0]["task_key"] == "only"
@@ -303,7 +326,7 @@ def test_single_task_submit_run_output(emulator, conn, connector, jobs):
 def test_a_waited_failed_run_fails_the_action_with_its_error(emulator, pat, connector, jobs):
     with pytest.raises(ConnectorError) as err:
         connector.run("submit_run", pat, {"tasks": [{"task_key": "divide", "spark_python_task": {
-            "python_file": "divide.py", "python_code": "print('about to fail')\n1 / 0"}}],
+            "python_file": f"{D}/divide.py"}}],
             "wait_for_completion": True, **FAST_WAIT})
     e = err.value
     assert e.type == "operation_failed"
@@ -311,31 +334,48 @@ def test_a_waited_failed_run_fails_the_action_with_its_error(emulator, pat, conn
     assert e.details["run_page_url"].startswith(f"{emulator.url}/?o={emulator.workspace_id}#job/")
     task = e.details["result"]["tasks"]["divide"]
     assert task["error"] == "ZeroDivisionError: division by zero" and "Traceback" in task["error_trace"]
-    assert task["state"]["result_state"] == "FAILED"
+    assert 'File "/Shared/test_jobs/divide.py", line 2' in task["error_trace"]
+    assert task["state"]["result_state"] == "FAILED" and task["result"]["logs"] == "about to fail\n"
 
 
-def test_sql_task_runs_its_query(emulator, pat, connector, jobs):
+def test_sql_task_runs_its_sql_file(emulator, pat, connector, jobs):
+    wid = seed_warehouse(emulator, "RUNNING")
+    seed_file(emulator, f"{D}/answer.sql", "SELECT 6 * 7 AS answer;\nSELECT 1 AS one")
+    seed_file(emulator, f"{D}/bad.sql", "SELEC nope")
     out = connector.run("submit_run", pat, {"tasks": [
-        {"task_key": "q", "sql_task": {"warehouse_id": "abc", "query": {"query_text": "SELECT 6 * 7 AS answer"}}},
-        {"task_key": "bad", "sql_task": {"warehouse_id": "abc", "query_text": "SELEC nope"}, "run_if": "ALL_DONE",
-         "depends_on": [{"task_key": "q"}]}]})
+        {"task_key": "q", "sql_task": {"warehouse_id": wid, "file": {"path": f"{D}/answer.sql"}}},
+        {"task_key": "bad", "sql_task": {"warehouse_id": wid, "file": {"path": f"{D}/bad.sql"}}, "run_if": "ALL_DONE",
+         "depends_on": [{"task_key": "q"}]},
+        {"task_key": "nowhere", "sql_task": {"warehouse_id": "0000000000000000", "file": {"path": f"{D}/answer.sql"}}}]})
     run = wait_run(connector, pat, out["run_id"])
     assert run["state"]["result_state"] == "FAILED"
     res = connector.run("get_run_output", pat, {"run_id": out["run_id"]})
-    q = res["tasks"]["q"]["result"]["sql_output"]["query_output"]
-    assert q["query_text"] == "SELECT 6 * 7 AS answer" and q["result"]["rows"] == [[42]]
-    assert q["result"]["columns"] == ["answer"]
+    q = res["tasks"]["q"]
+    assert q["state"]["result_state"] == "SUCCESS"
+    qo = q["result"]["sql_output"]["query_output"]
+    assert qo["query_text"] == "SELECT 6 * 7 AS answer;\nSELECT 1 AS one" and qo["warehouse_id"] == wid
+    assert len(qo["sql_statements"]) == 2 and "result" not in qo       # Databricks sends no rows here
     assert "PARSE_SYNTAX_ERROR" in res["tasks"]["bad"]["error"]
+    assert res["tasks"]["nowhere"]["error"] == "SQL warehouse 0000000000000000 does not exist."
 
 
-def test_emulator_refuses_output_of_a_multi_task_parent(emulator, pat, connector, jobs):
+def test_emulator_refuses_output_of_a_parent_run(emulator, pat, connector, jobs):
     out = connector.run("submit_run", pat, {"tasks": CHAIN[:1] + [
-        {"task_key": "second", "notebook_task": {"notebook_path": "/x"}}]})
+        {"task_key": "second", "notebook_task": {"notebook_path": f"{D}/load"}}]})
     raw = connector.session(pat).action()
     with pytest.raises(ConnectorError) as err:
         raw.get(J + "/runs/get-output", {"run_id": out["run_id"]})
     assert err.value.status == 400 and err.value.error_code == "INVALID_PARAMETER_VALUE"
     assert MULTI_TASK_OUTPUT in err.value.message
+    # a single-task run's parent id too (2.1+); API 2.0 answers for its one task
+    one = connector.run("submit_run", pat, {"tasks": [{"task_key": "only", "notebook_task": {
+        "notebook_path": f"{D}/answer", "base_parameters": {"x": "6"}}}], "wait_for_completion": True, **FAST_WAIT})
+    with pytest.raises(ConnectorError) as err:
+        raw.get(J + "/runs/get-output", {"run_id": one["run_id"]})
+    assert err.value.status == 400 and MULTI_TASK_OUTPUT in err.value.message
+    legacy = raw.get("/api/2.0/jobs/runs/get-output", {"run_id": one["run_id"]})
+    assert legacy["notebook_output"] == {"result": "42", "truncated": False}
+    assert legacy["metadata"]["run_id"] == one["run"]["tasks"][0]["run_id"]
     with pytest.raises(ConnectorError) as err:
         raw.get(J + "/runs/get", {"run_id": 1})
     assert err.value.type == "not_found" and "Run 1 does not exist." in err.value.message
@@ -344,8 +384,7 @@ def test_emulator_refuses_output_of_a_multi_task_parent(emulator, pat, connector
 # --------------------------------------------------------------------------- lists
 
 def test_lists_follow_more_than_three_pages(emulator, pat, connector, jobs):
-    jobs.config.jobs_page_cap = 2
-    jobs.config.runs_page_cap = 2
+    jobs.update({"jobs_page_cap": 2, "jobs_runs_page_cap": 2})
     name = unique("paged")
     ids = [make_job(connector, pat, CHAIN[:1], name=name if i < 7 else unique()) for i in range(8)]
     n = len(emulator.requests)
@@ -393,7 +432,7 @@ def test_emulator_list_limits(pat, connector, jobs):
 # --------------------------------------------------------------------------- the rest
 
 def test_queueing_cancel_all_delete_and_export(emulator, pat, connector, jobs):
-    jobs.config.task_seconds = 30
+    jobs.jobs_task_seconds = 30
     job_id = make_job(connector, pat, CHAIN[:1])           # 2.2: queueing on, max_concurrent_runs 1
     first = connector.run("run_job_now", pat, {"job_id": job_id})
     second = connector.run("run_job_now", pat, {"job_id": job_id})
@@ -420,7 +459,8 @@ def test_queueing_cancel_all_delete_and_export(emulator, pat, connector, jobs):
     export = connector.run("export_run", pat, {"run_id": run["tasks"][0]["run_id"]})
     assert since(emulator, n, "GET", J + "/runs/export")[0]["query"] == {
         "run_id": [str(run["tasks"][0]["run_id"])], "views_to_export": ["CODE"]}
-    assert export["count"] == 1 and "extracted" in export["views"][0]["content"]
+    assert export["count"] == 1 and "extracted" in export["views"][0]["content"]    # the notebook's source
+    assert export["views"][0]["name"] == "extract" and export["views"][0]["type"] == "NOTEBOOK"
 
     n = len(emulator.requests)
     assert connector.run("delete_run", pat, {"run_id": first["run_id"]}) == {"run_id": first["run_id"], "deleted": True}
@@ -431,10 +471,10 @@ def test_queueing_cancel_all_delete_and_export(emulator, pat, connector, jobs):
 
 
 def test_cancel_run_wire_and_get_run_pages(emulator, pat, connector, jobs):
-    jobs.config.array_page_size = 2
-    tasks = [{"task_key": f"t{i}", "notebook_task": {"notebook_path": f"/n{i}"}} for i in range(5)]
+    jobs.jobs_array_page_size = 2
+    tasks = [{"task_key": f"t{i}", "notebook_task": {"notebook_path": f"{D}/plain"}} for i in range(5)]
     job_id = make_job(connector, pat, tasks, parameters=[{"name": f"p{i}", "default": "d"} for i in range(3)])
-    jobs.config.task_seconds = 30
+    jobs.jobs_task_seconds = 30
     rid = connector.run("run_job_now", pat, {"job_id": job_id})["run_id"]
     n = len(emulator.requests)
     run = connector.run("get_run", pat, {"run_id": rid})
@@ -460,7 +500,7 @@ def test_legacy_parameters_and_only_on_the_wire(emulator, pat, connector, jobs):
     assert out["idempotency_token"] == "my-token-1"
     tasks = out["result"]["tasks"]
     assert set(tasks) == {"extract", "transform"}
-    assert tasks["extract"]["result"]["logs"].strip() == "extracted legacy"
+    assert tasks["extract"]["result"]["notebook_output"]["result"] == "extracted legacy"
     assert tasks["transform"]["result"]["logs"].strip() == "transform ['a', 'b']"
     assert out["run"]["overriding_parameters"]["python_params"] == ["a", "b"]
     with pytest.raises(ConnectorError) as err:
@@ -469,8 +509,8 @@ def test_legacy_parameters_and_only_on_the_wire(emulator, pat, connector, jobs):
 
 
 def test_emulator_queue_promotion_skip_and_slow_code(emulator, pat, connector, jobs):
-    jobs.config.task_seconds = 0.3
-    job_id = make_job(connector, pat, [{"task_key": "plain", "notebook_task": {"notebook_path": "/p"}}])
+    jobs.jobs_task_seconds = 0.3
+    job_id = make_job(connector, pat, [{"task_key": "plain", "notebook_task": {"notebook_path": f"{D}/plain"}}])
     first = connector.run("run_job_now", pat, {"job_id": job_id})["run_id"]
     second = connector.run("run_job_now", pat, {"job_id": job_id})["run_id"]
     assert connector.run("get_run", pat, {"run_id": second})["state"]["life_cycle_state"] == "QUEUED"
@@ -489,11 +529,10 @@ def test_emulator_queue_promotion_skip_and_slow_code(emulator, pat, connector, j
     wait_run(connector, pat, a)
 
     # a task runs as long as its code does (and never blocks the emulator meanwhile)
-    jobs.config.task_seconds = 0.05
+    jobs.jobs_task_seconds = 0.05
     out = connector.run("submit_run", pat, {"tasks": [{"task_key": "slow", "spark_python_task": {
-        "python_file": "slow.py", "python_code": "import time\ntime.sleep(1.5)\nprint('slept')"}}]})
-    time.sleep(0.3)
-    run = connector.run("get_run", pat, {"run_id": out["run_id"]})
+        "python_file": f"{D}/slow.py"}}]})
+    run = wait_run(connector, pat, out["run_id"], life=("RUNNING",))
     assert run["state"]["life_cycle_state"] == "RUNNING"      # answered while the code still runs
     run = wait_run(connector, pat, out["run_id"])
     assert run["state"]["result_state"] == "SUCCESS" and run["tasks"][0]["execution_duration"] >= 1400

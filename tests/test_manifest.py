@@ -184,7 +184,8 @@ def test_spec_marks_secrets_and_has_schemas():
     assert [f["label"] for f in conns["service_principal"]["fields"]] == [
         "Token URL", "Scopes", "Service Principal Client ID", "Service Principal Client Secret", "CA Bundle"]
     secrets = {f["key"] for c in spec["connections"] for f in c["fields"] if f["secret"]}
-    assert secrets == {"token", "client_secret"}
+    assert secrets == {"token", "client_secret", "access_token", "refresh_token"}
+    assert conns["oauth_user"]["oauth2"]["grant_type"] == "authorization_code" and conns["oauth_user"]["oauth2"]["pkce"] == "S256"
     assert conns["service_principal"]["schema"]["properties"]["client_secret"]["writeOnly"] is True
     assert conns["service_principal"]["fields"][0]["default"] == "https://dbc-REPLACE-ME.cloud.databricks.com/oidc/v1/token"
     assert conns["service_principal"]["fields"][1]["default"] == "all-apis"

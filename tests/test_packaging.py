@@ -31,4 +31,4 @@ def test_console_script_and_dependencies():
     scripts = [e for e in dist.entry_points if e.group == "console_scripts"]
     assert [(e.name, e.value) for e in scripts] == [("databricks-connector", "databricks_connector.cli:main")]
     requires = {r.split(">")[0].split("=")[0].split(";")[0].strip().lower() for r in dist.requires or [] if "extra" not in r}
-    assert requires == {"requests", "jsonschema", "oauthlib", "pyyaml"}
+    assert requires == {"requests", "jsonschema", "oauthlib", "requests-oauthlib", "pyyaml"}

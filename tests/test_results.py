@@ -24,11 +24,10 @@ STMT = "SELECT id, 'r' || id AS name FROM range({n})"
 
 @pytest.fixture
 def sql(emulator):
+    """Results cut into chunks of 10 rows (the emulator's knob; the conftest restores the Config)."""
     s = S.sql_settings(emulator)
-    saved = s.as_dict()
-    s.update({"chunk_max_rows": 10})
-    yield s
-    s.update(saved)
+    s.update({"statement_chunk_max_rows": 10})
+    return s
 
 
 @pytest.fixture(scope="module")

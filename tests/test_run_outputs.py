@@ -6,20 +6,19 @@ import time
 
 import pytest
 
-from databricks_connector.emulator.jobs import store_of
+from tests.scenarios import seed_notebook
 from tests.tamper import TamperProxy
 
 J = "/api/2.2/jobs"
+NOTEBOOK = "/Shared/test_run_outputs/answer"
 
 
 @pytest.fixture
 def jobs(emulator):
-    store = store_of(emulator.state)
-    store.config.pending_seconds = 0.05
-    store.config.task_seconds = 0.1
-    yield store
-    store.config.reset()
-    store.clear_presets()
+    """Fast run timings (the conftest restores the configuration) and a notebook that answers its
+    parameter, in the emulator's workspace."""
+    emulator.config.update({"jobs_pending_seconds": 0.05, "jobs_task_seconds": 0.1})
+    seed_notebook(emulator, NOTEBOOK, "dbutils.notebook.exit(dbutils.widgets.get('result'))")
 
 
 @pytest.fixture
@@ -40,8 +39,7 @@ def finished_run(connector, conn, tasks, timeout=60.0):
 
 
 def notebook(key, result):
-    return {"task_key": key, "notebook_task": {"notebook_path": f"/Shared/{key}",
-                                               "python_code": f"dbutils.notebook.exit({result!r})"}}
+    return {"task_key": key, "notebook_task": {"notebook_path": NOTEBOOK, "base_parameters": {"result": result}}}
 
 
 def test_the_output_of_a_task_run_id(connector, pat, emulator, jobs):
@@ -58,10 +56,12 @@ def test_the_output_of_a_task_run_id(connector, pat, emulator, jobs):
 
 
 def test_a_single_task_run_answered_without_tasks(connector, pat, proxy, jobs):
-    """An older-shape answer: runs/get of a single-task run without a tasks array. Its output is
-    runs/get-output of the run itself, not an empty ``tasks``."""
+    """A workspace of the older shape (the proxy serves Jobs API 2.0's get-output, where the parent
+    of a single-task run stands for its task, and drops the tasks array from runs/get): the output
+    is runs/get-output of the run itself, not an empty ``tasks``."""
     run = finished_run(connector, pat, [notebook("only", "the result")])
     proxy.on(rf"^{J}/runs/get$", lambda a: a.edit(lambda d: d.pop("tasks", None)))
+    proxy.rewrite(r"^/api/2\.2/jobs/runs/get-output", "/api/2.0/jobs/runs/get-output")
     out = connector.run("get_run_output", proxy.connection(pat), {"run_id": run["run_id"]})
     assert out["task_count"] == 1
     (entry,) = out["tasks"].values()

@@ -1,7 +1,10 @@
 """No secret anywhere: every action run with Debug Request on, in success and in failure, through
 the Python API (stderr, log records at DEBUG, the error object and its text) and through the CLI
-(stdout and stderr). Secrets are the PAT, the client secret, every OAuth access token the
-emulator saw and every Authorization header value (Bearer and Basic)."""
+(stdout and stderr), with every connection type. Secrets are the PAT, the client secrets (Databricks
+and Microsoft Entra ID), the access and refresh tokens of a user login (the ones given and the ones
+refreshed), the OIDC tokens of workload identity federation, every Authorization and
+X-Databricks-Azure-SP-Management-Token header value the emulator saw, and every token or secret
+sent in a token request's form body."""
 import json
 import logging
 import os
@@ -16,7 +19,11 @@ from databricks_connector.runner import Connector
 from databricks_connector.session import RetryPolicy
 
 from tests import scenarios as S
-from tests.helpers import fresh_sp
+from tests.helpers import fresh, fresh_sp
+
+import urllib.parse
+
+import databricks_connector as dc
 
 ONE_SHOT = Connector(policy=RetryPolicy(max_attempts=1), retry_timeout=10)   # an injected 500 fails at once
 ACTIONS = S.manifest_actions(Connector())
@@ -29,15 +36,38 @@ def _restore_settings(emulator):
     restore()
 
 
+SECRET_FIELDS = ("token", "client_secret", "access_token", "refresh_token")
+SECRET_HEADERS = ("Authorization", "X-Databricks-Azure-SP-Management-Token")
+SECRET_FORM = ("client_secret", "refresh_token", "subject_token", "code", "code_verifier", "access_token")
+
+
 def secrets_seen(emulator, conn, since=0) -> set:
-    """Every credential that travelled: the connection's own and every Authorization value sent."""
-    found = {conn.get("token"), conn.get("client_secret")}
+    """Every credential that travelled: the connection's own (and its refreshed tokens), its OIDC
+    token, every secret header value sent and every secret in a token request's body."""
+    found = {conn.get(k) for k in SECRET_FIELDS}
+    found |= {dc.current_connection(conn).get(k) for k in SECRET_FIELDS}
+    if conn.get("oidc_token_filepath"):
+        with open(conn["oidc_token_filepath"], encoding="utf-8") as fh:
+            found.add(fh.read().strip())
     for r in emulator.requests[since:]:
-        value = r["headers"].get("Authorization") or ""
-        if value:
-            found.add(value)
-            found.add(value.split(" ", 1)[-1])
+        for name in SECRET_HEADERS:
+            value = r["headers"].get(name) or ""
+            if value:
+                found.add(value)
+                found.add(value.split(" ", 1)[-1])
+        if "x-www-form-urlencoded" in (r["headers"].get("Content-Type") or ""):
+            form = dict(urllib.parse.parse_qsl(r["raw"].decode("utf-8", "replace")))
+            found |= {form.get(k) for k in SECRET_FORM}
     return {s for s in found if s and len(s) >= 8}
+
+
+# Connection types besides the PAT, each with a fresh session (so its token requests are logged)
+TOKEN_TYPES = ["service_principal", "oauth_user", "azure_service_principal", "workload_identity_federation"]
+
+
+def fresh_user_due(emulator):
+    """A user login whose access token is due, so the run refreshes it (and the refresh is logged)."""
+    return {**fresh(emulator, "oauth_user"), "expires_at": "2000-01-01T00:00:00Z"}
 
 
 def assert_clean(texts: dict, secrets: set, label: str):
@@ -59,8 +89,10 @@ def test_python_api_never_shows_a_secret(emulator, key, capsys, caplog):
     caplog.set_level(logging.DEBUG, logger="databricks_connector")
     since = len(emulator.requests)
     pat, sp = emulator.connections()["personal_access_token"], fresh_sp(emulator)
+    others = [fresh_user_due(emulator), fresh(emulator, "azure_service_principal"),
+              fresh(emulator, "workload_identity_federation")]
     errors = []
-    for conn in (pat, sp):
+    for conn in (pat, sp, *others):
         inputs = {**S.prepared(emulator, ONE_SHOT, conn, key), "debug": True}
         ONE_SHOT.run(key, conn, inputs)                                      # success, logged
         method, path = S.main_request(emulator, ONE_SHOT, conn, key)
@@ -83,13 +115,13 @@ def test_python_api_never_shows_a_secret(emulator, key, capsys, caplog):
     logs = "\n".join(r.getMessage() for r in caplog.records)
     assert "[databricks]" in err and "-> 500" in err, "Debug Request wrote nothing to stderr"
     assert logs, "nothing was logged at DEBUG"
-    secrets = secrets_seen(emulator, pat, since) | secrets_seen(emulator, sp, since)
+    secrets = set().union(*(secrets_seen(emulator, c, since) for c in (pat, sp, *others)))
     assert any(s.startswith("Bearer ") for s in secrets) and any(s.startswith("Basic ") for s in secrets)
     texts = {"stdout": out, "stderr": err, "log records": logs}
     for i, e in enumerate(errors):
         texts.update({f"error {i} {k}": v for k, v in error_texts(e).items()})
     assert_clean(texts, secrets, key)
-    S.count("secret scan runs", 2 + 3 * 2 + (2 if sc.failing else 0))
+    S.count("secret scan runs", 5 * (3 + (1 if sc.failing else 0)))
 
 
 def cli(*args):
@@ -100,22 +132,26 @@ def cli(*args):
 
 @pytest.mark.parametrize("key", ACTIONS)
 def test_cli_never_shows_a_secret(emulator, key, tmp_path):
-    """Success and failure through the CLI with Debug Request on; the connection type alternates
-    between actions (both are covered for every action by the Python API test)."""
+    """Success and failure through the CLI with Debug Request on; the connection type rotates
+    between actions (every type is covered for every action by the Python API test)."""
     if key not in S.SCENARIOS:
         pytest.skip(f"no scenario for {key} (see test_faults.py::test_every_action_has_a_scenario)")
     sc = S.SCENARIOS[key]
-    conn = fresh_sp(emulator) if ACTIONS.index(key) % 2 else emulator.connections()["personal_access_token"]
+    kind = (["personal_access_token"] + TOKEN_TYPES)[ACTIONS.index(key) % 5]
+    conn = fresh_user_due(emulator) if kind == "oauth_user" else fresh(emulator, kind)
     conn_file = tmp_path / "conn.json"
     conn_file.write_text(json.dumps(conn))
     since = len(emulator.requests)
-    inputs = {**S.prepared(emulator, Connector(), conn, key), "debug": True}
+    # A user login is refreshed (and its refresh token rotated) by the CLI, which writes the file back;
+    # this process prepares with the PAT so that it never uses (and retires) the same grant.
+    prep = emulator.connections()["personal_access_token"] if kind == "oauth_user" else conn
+    inputs = {**S.prepared(emulator, Connector(), prep, key), "debug": True}
     code, out, err = cli("run", key, "--inputs-json", json.dumps(inputs), "--connection", str(conn_file))
     assert code == 0, (out[-500:], err[-1000:])
     assert "[databricks]" in err
     runs = [(out, err)]
     if sc.failing:
-        failing = {**sc.failing(emulator, Connector(), conn), "debug": True}
+        failing = {**sc.failing(emulator, Connector(), prep), "debug": True}
     else:
         failing = inputs
         emulator.faults.add(r"/api/.*", "invalid_token", times=None)
@@ -123,7 +159,7 @@ def test_cli_never_shows_a_secret(emulator, key, tmp_path):
     emulator.faults.clear()
     assert code == 1 and "error" in json.loads(out), out[-500:]
     runs.append((out, err))
-    secrets = secrets_seen(emulator, conn, since)
+    secrets = secrets_seen(emulator, conn, since) | secrets_seen(emulator, json.loads(conn_file.read_text()), since)
     for i, (o, e) in enumerate(runs):
         assert "Traceback" not in e
         assert_clean({f"run {i} stdout": o, f"run {i} stderr": e}, secrets, key)
@@ -135,8 +171,9 @@ def test_pickers_never_show_a_secret(emulator, picker, capsys, caplog):
     caplog.set_level(logging.DEBUG, logger="databricks_connector")
     since = len(emulator.requests)
     pat, sp = emulator.connections()["personal_access_token"], fresh_sp(emulator)
+    user = fresh_user_due(emulator)
     errors = []
-    for conn in (pat, sp):
+    for conn in (pat, sp, user):
         ONE_SHOT.pick(picker, conn, {"debug": True})
         emulator.faults.add(r"/api/.*", "500", times=None)
         with pytest.raises(ConnectorError) as exc:
@@ -148,8 +185,9 @@ def test_pickers_never_show_a_secret(emulator, picker, capsys, caplog):
     texts = {"stdout": out, "stderr": err, "log records": "\n".join(r.getMessage() for r in caplog.records)}
     for i, e in enumerate(errors):
         texts.update({f"error {i} {k}": v for k, v in error_texts(e).items()})
-    assert_clean(texts, secrets_seen(emulator, pat, since) | secrets_seen(emulator, sp, since), picker)
-    S.count("secret scan runs", 4)
+    assert_clean(texts, secrets_seen(emulator, pat, since) | secrets_seen(emulator, sp, since)
+                 | secrets_seen(emulator, user, since), picker)
+    S.count("secret scan runs", 6)
 
 
 # Regression (found by this suite, fixed): connector/errors.py ConnectorError: str(err) is
@@ -159,9 +197,10 @@ def test_pickers_never_show_a_secret(emulator, picker, capsys, caplog):
 # token in a 404's 'No API found' message); __str__ should return the (redacted) message
 
 
-@pytest.mark.parametrize("which", ["pat", "sp"])
+@pytest.mark.parametrize("which", ["pat", "sp", "oauth_user", "azure_service_principal", "workload_identity_federation"])
 def test_a_secret_echoed_by_the_server_is_redacted_everywhere(emulator, which):
-    conn = emulator.connections()["personal_access_token"] if which == "pat" else fresh_sp(emulator)
+    conn = emulator.connections()["personal_access_token"] if which == "pat" else fresh_sp(emulator) \
+        if which == "sp" else fresh(emulator, which)
     connector = Connector(retry_timeout=3)
     connector.run("get_current_user", conn)
     secret = conn.get("token") or connector.session(conn).connection.auth.token()

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from databricks_connector.emulator.statements import storage
-from databricks_connector.emulator.warehouses import sql_settings, warehouses
+from databricks_connector.emulator.warehouses import warehouses
 from databricks_connector.errors import ConnectorError
 
 API = "/api/2.0/sql/statements"
@@ -21,11 +21,9 @@ API = "/api/2.0/sql/statements"
 
 @pytest.fixture(autouse=True)
 def sql(emulator):
-    s = sql_settings(emulator.state)
-    saved = s.as_dict()
-    s.update({"warehouse_start_seconds": 0.3, "warehouse_stop_seconds": 0.3})
-    yield s
-    s.update(saved)
+    """The emulator's one Config (the conftest restores it after each test), fast warehouses."""
+    emulator.config.update({"warehouse_start_seconds": 0.3, "warehouse_stop_seconds": 0.3})
+    return emulator.config
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def test_arrow_without_pyarrow_is_a_clear_invalid_input(connector, pat, wid):
 
 def test_arrow_stream_rows_match_json_array(connector, pat, sql, wid):
     pytest.importorskip("pyarrow")
-    sql.update({"chunk_max_rows": 4})
+    sql.update({"statement_chunk_max_rows": 4})
     stmt = ("SELECT id, CAST(id AS DECIMAL(10,2)) AS d, DATE'2024-01-01' AS dt, id % 2 = 0 AS b, "
             "CASE WHEN id = 3 THEN NULL ELSE 'x' END AS s, id / 4 AS f FROM range(10)")
     arrow = run(connector, pat, warehouse_id=wid, statement=stmt, format="ARROW_STREAM")
@@ -149,11 +147,11 @@ def test_unknown_warehouse_is_not_found(connector, pat):
 
 
 def test_timeout_cancels_the_statement(connector, conn, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 60})
     cancels = emulator.state.applied["statements/cancel"]
     before = len(emulator.requests)
     with pytest.raises(ConnectorError) as err:
-        run(connector, conn, warehouse_id=wid, statement="SELECT 1", timeout_seconds=1, poll_interval_seconds=0.2)
+        run(connector, conn, warehouse_id=wid, statement="SELECT sleep(60) AS s", timeout_seconds=1,
+            poll_interval_seconds=0.2)
     e = err.value
     sid = e.details["statement_id"]
     assert e.type == "timeout" and sid in e.message and "cancelled" in e.message
@@ -165,8 +163,7 @@ def test_timeout_cancels_the_statement(connector, conn, emulator, sql, wid):
 
 
 def test_timeout_can_return_the_statement_instead(connector, pat, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 60})
-    out = run(connector, pat, warehouse_id=wid, statement="SELECT 1", timeout_seconds=1, on_timeout="return",
+    out = run(connector, pat, warehouse_id=wid, statement="SELECT sleep(60) AS s", timeout_seconds=1, on_timeout="return",
               poll_interval_seconds=0.2)
     assert set(out) == {"statement_id", "status"} and out["status"]["state"] in ("PENDING", "RUNNING")
     assert emulator.count("POST", f"{API}/{out['statement_id']}/cancel") == 0
@@ -177,7 +174,7 @@ def test_timeout_can_return_the_statement_instead(connector, pat, emulator, sql,
 # --------------------------------------------------------------------------- chunks
 
 def test_many_chunks_are_returned_whole_and_in_order(connector, conn, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 1000})
+    sql.update({"statement_chunk_max_rows": 1000})
     before = len(emulator.requests)
     out = run(connector, conn, warehouse_id=wid, statement="SELECT id, id * 2 AS twice FROM range(10000)",
               result_shape="arrays")
@@ -188,7 +185,7 @@ def test_many_chunks_are_returned_whole_and_in_order(connector, conn, emulator, 
 
 
 def test_max_rows_fetches_only_the_chunks_it_needs(connector, pat, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 1000})
+    sql.update({"statement_chunk_max_rows": 1000})
     before = len(emulator.requests)
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(10000)", max_rows=2500)
     assert out["row_count"] == 2500 and out["rows"][-1] == {"id": 2499} and out["truncated"] is True
@@ -203,7 +200,7 @@ def test_row_limit_truncates_on_the_server(connector, pat, emulator, wid):
 
 
 def test_get_statement_result_chunk(connector, pat, sql, wid):
-    sql.update({"chunk_max_rows": 4})
+    sql.update({"statement_chunk_max_rows": 4})
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(10)", wait_for_result=False)
     sid = out["statement_id"]
     for _ in range(100):
@@ -221,7 +218,8 @@ def test_get_statement_result_chunk(connector, pat, sql, wid):
 
 @pytest.mark.parametrize("fmt", ["JSON_ARRAY", "CSV"])
 def test_external_links_travel_without_credentials(connector, conn, emulator, sql, wid, fmt):
-    sql.update({"chunk_max_rows": 300, "link_http_headers": {"x-amz-server-side-encryption-customer-algorithm": "AES256"}})
+    sql.update({"statement_chunk_max_rows": 300,
+                "statement_link_http_headers": {"x-amz-server-side-encryption-customer-algorithm": "AES256"}})
     store = storage(emulator.state)
     attempts, seen = store.auth_attempts, len(store.requests)
     out = run(connector, conn, warehouse_id=wid, disposition="EXTERNAL_LINKS", format=fmt, result_shape="arrays",
@@ -242,7 +240,7 @@ def test_external_links_travel_without_credentials(connector, conn, emulator, sq
 
 
 def test_expired_links_are_refreshed(connector, pat, emulator, sql, wid):
-    sql.update({"chunk_max_rows": 100, "expire_next_links": 2})
+    sql.update({"statement_chunk_max_rows": 100, "statement_expire_next_links": 2})
     store = storage(emulator.state)
     expired = store.expired
     before = len(emulator.requests)
@@ -255,7 +253,7 @@ def test_expired_links_are_refreshed(connector, pat, emulator, sql, wid):
 
 
 def test_result_over_the_inline_limit_is_fetched_through_links(connector, pat, emulator, sql, wid):
-    sql.update({"inline_limit_bytes": 2000})
+    sql.update({"statement_inline_limit_bytes": 2000})
     before = len(emulator.requests)
     out = run(connector, pat, warehouse_id=wid, statement="SELECT id FROM range(1000)")
     assert out["row_count"] == 1000 and out["rows"][999] == {"id": 999}
@@ -268,7 +266,7 @@ def test_result_over_the_inline_limit_is_fetched_through_links(connector, pat, e
 # --------------------------------------------------------------------------- asynchronous use, warehouses
 
 def test_no_wait_then_get_statement_until_done(connector, conn, emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 0.5})
+    sql.update({"sql_delays": {"'done'": 0.5}})          # the knob by statement pattern
     before = len(emulator.requests)
     out = run(connector, conn, warehouse_id=wid, statement="SELECT 'done' AS s", wait_for_result="false")
     assert set(out) == {"statement_id", "status"} and out["status"]["state"] in ("PENDING", "RUNNING")
@@ -304,7 +302,7 @@ def test_statement_on_a_stopped_warehouse_starts_it(connector, pat, emulator, sq
 # --------------------------------------------------------------------------- files and the CLI
 
 def test_output_file_jsonl_and_csv_hold_every_row(connector, conn, emulator, sql, wid, tmp_path):
-    sql.update({"chunk_max_rows": 700})
+    sql.update({"statement_chunk_max_rows": 700})
     stmt = "SELECT id, CASE WHEN id % 2 = 0 THEN 'even' END AS label, id % 5 = 0 AS fifth FROM range(5000)"
     path = tmp_path / "rows.jsonl"
     out = run(connector, conn, warehouse_id=wid, statement=stmt, output_path=str(path))
@@ -376,24 +374,25 @@ def test_emulator_statement_contract(emulator, sql, wid):
     assert doc["status"]["state"] == "SUCCEEDED" and doc["result"]["data_array"] == [["1"]]
     assert doc["manifest"]["schema"]["columns"][0]["type_name"] == "INT"
     sid = doc["statement_id"]
-    emulator.state.clock.advance(sql.results_lifetime_seconds + 1)
+    emulator.state.clock.advance(sql.statement_results_lifetime_seconds + 1)
     try:
         assert requests.get(emulator.url + f"{API}/{sid}", headers=h).json()["status"]["state"] == "CLOSED"
         assert requests.get(emulator.url + f"{API}/{sid}/result/chunks/0", headers=h).status_code == 400
-        emulator.state.clock.advance(sql.purge_after_seconds)
+        emulator.state.clock.advance(sql.statement_purge_after_seconds)
         r = requests.get(emulator.url + f"{API}/{sid}", headers=h)
         assert r.status_code == 404
     finally:
-        emulator.state.clock.advance(-(sql.results_lifetime_seconds + 1 + sql.purge_after_seconds))
+        emulator.state.clock.advance(-(sql.statement_results_lifetime_seconds + 1 + sql.statement_purge_after_seconds))
 
 
 def test_emulator_wait_timeout_with_cancel(emulator, sql, wid):
-    sql.update({"statement_execution_seconds": 30})
     h = {"Authorization": f"Bearer {emulator.pat}"}
     t = time.monotonic()
-    doc = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT 1", "wait_timeout": "5s",
-                                                  "on_wait_timeout": "CANCEL"}, headers=h).json()
-    assert doc["status"]["state"] == "CANCELED" and time.monotonic() - t >= 4.5
+    doc = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT sleep(30)",
+                                                  "wait_timeout": "5s", "on_wait_timeout": "CANCEL"},
+                        headers=h, timeout=60).json()
+    took = time.monotonic() - t
+    assert doc["status"]["state"] == "CANCELED" and 4.5 <= took < 25      # answered at the wait, not after the query
 
 
 def test_converter_handles_nulls_non_finite_and_every_shape():
@@ -411,3 +410,186 @@ def test_converter_handles_nulls_non_finite_and_every_shape():
         {"i": None, "f": 2.0, "b": False, "t": "2024-01-01T00:00:00.000Z", "j": None, "d": None, "i_2": "y"}]
     a = Converter(cols, shape="arrays")
     assert a([list(r) for r in messy])[0] == [1, "NaN", True, None, [1], "2.50", None]
+
+
+# --------------------------------------------------------------------------- asynchronous execution (emulator side)
+
+def _h(emulator):
+    return {"Authorization": f"Bearer {emulator.pat}"}
+
+
+def _post(emulator, wid, statement, **body):
+    r = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": statement, **body},
+                      headers=_h(emulator), timeout=90)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _get(emulator, sid):
+    r = requests.get(emulator.url + f"{API}/{sid}", headers=_h(emulator), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _until(emulator, sid, states, polls=600):
+    """Poll (every 50 ms, at most ``polls`` times) until the statement is in one of ``states``."""
+    for _ in range(polls):
+        doc = _get(emulator, sid)
+        if doc["status"]["state"] in states:
+            return doc
+        time.sleep(0.05)
+    raise AssertionError(f"statement {sid} never reached {states}: {doc['status']}")
+
+
+def _new_warehouse(emulator, name):
+    r = requests.post(emulator.url + "/api/2.0/sql/warehouses", json={"name": f"{name}-{time.time_ns()}",
+                                                                      "cluster_size": "Small"}, headers=_h(emulator))
+    return r.json()["id"]
+
+
+def test_wait_zero_answers_pending_and_polls_never_wait(emulator, wid):
+    doc = _post(emulator, wid, "SELECT sleep(30) AS s", wait_timeout="0s")
+    sid = doc["statement_id"]
+    assert doc["status"] == {"state": "PENDING"} and "result" not in doc
+    worst = 0.0
+    try:
+        running = _until(emulator, sid, ("RUNNING",))
+        assert "manifest" not in running
+        for _ in range(5):                       # a poll while the query runs answers at once
+            t = time.monotonic()
+            assert _get(emulator, sid)["status"]["state"] == "RUNNING"
+            worst = max(worst, time.monotonic() - t)
+        assert worst < 5                         # the query itself takes 30 s
+    finally:
+        requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)
+    assert _get(emulator, sid)["status"]["state"] == "CANCELED"
+    fast = _post(emulator, wid, "SELECT 1 AS one", wait_timeout="0s")        # even a quick query is async
+    assert fast["status"]["state"] == "PENDING"
+    assert _until(emulator, fast["statement_id"], ("SUCCEEDED",))["result"]["data_array"] == [["1"]]
+
+
+def test_wait_timeout_with_continue_returns_the_running_statement(emulator, wid):
+    t = time.monotonic()
+    doc = _post(emulator, wid, "SELECT sleep(30) AS s", wait_timeout="5s", on_wait_timeout="CONTINUE")
+    try:
+        assert doc["status"]["state"] == "RUNNING" and 4.5 <= time.monotonic() - t < 25
+    finally:
+        requests.post(emulator.url + f"{API}/{doc['statement_id']}/cancel", headers=_h(emulator), timeout=30)
+
+
+def test_cancel_interrupts_a_running_query_for_real(emulator, sql):
+    """With one slot per warehouse, the next statement can only run once the cancelled DuckDB query
+    has really stopped (counting 10^12 rows would take far longer than this test waits)."""
+    sql.update({"warehouse_concurrency": 1})
+    wh = _new_warehouse(emulator, "cancel")
+    doc = _post(emulator, wh, "SELECT count(*) AS n FROM range(1000000000000)", wait_timeout="0s")
+    sid = doc["statement_id"]
+    _until(emulator, sid, ("RUNNING",))
+    cancels = emulator.state.applied["statements/cancel"]
+    r = requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)
+    assert r.status_code == 200 and r.json() == {}
+    assert _get(emulator, sid)["status"] == {"state": "CANCELED"}
+    assert emulator.state.applied["statements/cancel"] == cancels + 1
+    nxt = _post(emulator, wh, "SELECT 2 AS two", wait_timeout="50s")
+    assert nxt["status"]["state"] == "SUCCEEDED" and nxt["result"]["data_array"] == [["2"]]
+    requests.post(emulator.url + f"{API}/{sid}/cancel", headers=_h(emulator), timeout=30)   # no-op when ended
+    assert _get(emulator, sid)["status"]["state"] == "CANCELED"
+
+
+def test_statements_wait_pending_beyond_the_warehouse_concurrency(emulator, sql):
+    sql.update({"warehouse_concurrency": 1})
+    wh = _new_warehouse(emulator, "queue")
+    first = _post(emulator, wh, "SELECT sleep(30) AS s", wait_timeout="0s")["statement_id"]
+    _until(emulator, first, ("RUNNING",))
+    second = _post(emulator, wh, "SELECT 'queued' AS q", wait_timeout="0s")["statement_id"]
+    for _ in range(5):
+        assert _get(emulator, second)["status"]["state"] == "PENDING"
+        time.sleep(0.1)
+    requests.post(emulator.url + f"{API}/{first}/cancel", headers=_h(emulator), timeout=30)
+    assert _until(emulator, second, ("SUCCEEDED", "FAILED"))["result"]["data_array"] == [["queued"]]
+
+
+def test_sql_delays_knob_is_a_config_field(emulator, sql, wid):
+    r = requests.post(emulator.url + "/__emulator/config", json={"sql_delays": {r"FROM\s+range\(7\)": 30}},
+                      timeout=30)
+    assert r.status_code == 200 and r.json()["sql_delays"] == {r"FROM\s+range\(7\)": 30}
+    doc = _post(emulator, wid, "SELECT id FROM range(7)", wait_timeout="5s", on_wait_timeout="CANCEL")
+    assert doc["status"]["state"] == "CANCELED"
+    assert _post(emulator, wid, "SELECT id FROM range(3)", wait_timeout="5s")["status"]["state"] == "SUCCEEDED"
+    r = requests.post(emulator.url + "/__emulator/config", json={"sql_delay": {}}, timeout=30)
+    assert r.status_code == 400 and "sql_delay" in r.json()["message"]
+
+
+def test_bad_wait_timeouts_are_refused(emulator, wid):
+    for bad in (5, "5", "0", "4s", "60s", "-5s", " 5s", None, "5 s"):
+        r = requests.post(emulator.url + API, json={"warehouse_id": wid, "statement": "SELECT 1", "wait_timeout": bad},
+                          headers=_h(emulator), timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE", bad
+    for good in ("0s", "5s", "50s"):
+        assert _post(emulator, wid, "SELECT 1", wait_timeout=good)["status"]["state"] in ("PENDING", "SUCCEEDED")
+
+
+def test_current_user_is_the_caller(connector, conn, emulator, wid):
+    out = run(connector, conn, warehouse_id=wid, statement="SELECT current_user() AS u, session_user() AS s")
+    expected = conn.get("client_id") or "emulator-user@example.com"      # a service principal: its application id
+    assert out["rows"] == [{"u": expected, "s": expected}]
+
+
+def test_typed_manifest_complex_values_and_error_classes_over_http(emulator, wid):
+    doc = _post(emulator, wid, "SELECT CAST(12.5 AS DECIMAL(10,2)) AS d, array(1, 2) AS a, map('k', 1.5D) AS m, "
+                               "named_struct('x', 1, 'y', 'b') AS s, CAST(0.1 AS DECIMAL(3,1)) + 0.2 AS exact, "
+                               "9007199254740993 AS big", wait_timeout="10s")
+    cols = {c["name"]: c for c in doc["manifest"]["schema"]["columns"]}
+    assert cols["d"]["type_name"] == "DECIMAL" and cols["d"]["type_text"] == "DECIMAL(10,2)"
+    assert (cols["d"]["type_precision"], cols["d"]["type_scale"]) == (10, 2)
+    assert (cols["a"]["type_name"], cols["a"]["type_text"]) == ("ARRAY", "ARRAY<INT>")
+    assert (cols["m"]["type_name"], cols["m"]["type_text"]) == ("MAP", "MAP<STRING, DOUBLE>")
+    assert (cols["s"]["type_name"], cols["s"]["type_text"]) == ("STRUCT", "STRUCT<x: INT, y: STRING>")
+    assert cols["big"]["type_name"] == "LONG"
+    assert doc["result"]["data_array"] == [["12.50", "[1,2]", '{"k":1.5}', '{"x":1,"y":"b"}', "0.3",
+                                            "9007199254740993"]]
+    for stmt, cls, state in (("SELECT * FROM main.default.no_such_table", "TABLE_OR_VIEW_NOT_FOUND", "42P01"),
+                             ("SELECT 9223372036854775807 + 1", "ARITHMETIC_OVERFLOW", "22003"),
+                             ("SELECT nope FROM range(1)", "UNRESOLVED_COLUMN", "42703"),
+                             ("SELECT FROM WHERE", "PARSE_SYNTAX_ERROR", "42601")):
+        st = _post(emulator, wid, stmt, wait_timeout="10s")["status"]
+        assert st["state"] == "FAILED" and st["sql_state"] == state, st
+        assert st["error"]["message"].startswith(f"[{cls}") and st["error"]["error_code"] == "BAD_REQUEST"
+
+
+def test_catalog_and_schema_of_the_request_resolve_names(emulator, wid):
+    schema = f"s{time.time_ns()}"
+    assert _post(emulator, wid, f"CREATE SCHEMA main.{schema}", wait_timeout="10s")["status"]["state"] == "SUCCEEDED"
+    assert _post(emulator, wid, "CREATE TABLE t AS SELECT 1 AS x", catalog="main", schema=schema,
+                 wait_timeout="10s")["status"]["state"] == "SUCCEEDED"
+    doc = _post(emulator, wid, "SELECT x, current_schema() AS s FROM t", schema=schema, wait_timeout="10s")
+    assert doc["result"]["data_array"] == [["1", schema]]
+    doc = _post(emulator, wid, f"SELECT x, current_schema() AS s FROM main.{schema}.t", wait_timeout="10s")
+    assert doc["result"]["data_array"] == [["1", "default"]]
+    st = _post(emulator, wid, "SELECT 1", schema="no_such_schema", wait_timeout="10s")["status"]
+    assert st["state"] == "FAILED" and st["error"]["message"].startswith("[SCHEMA_NOT_FOUND]")
+    _post(emulator, wid, f"DROP SCHEMA main.{schema} CASCADE", wait_timeout="10s")
+
+
+def test_the_warehouse_statement_timeout_stops_a_long_query(emulator):
+    wh = _new_warehouse(emulator, "timeout")
+    r = requests.post(emulator.url + f"/api/2.0/sql/warehouses/{wh}/edit", json={"statement_timeout": 1},
+                      headers=_h(emulator), timeout=30)
+    assert r.status_code == 200, r.text
+    doc = _post(emulator, wh, "SELECT sleep(30) AS s", wait_timeout="0s")
+    st = _until(emulator, doc["statement_id"], ("FAILED", "SUCCEEDED", "CANCELED"))["status"]
+    assert st["state"] == "FAILED" and st["error"]["error_code"] == "DEADLINE_EXCEEDED"
+    assert st["error"]["message"].startswith("[QUERY_EXECUTION_TIMEOUT_EXCEEDED]") and st["sql_state"] == "57KD0"
+
+
+def test_other_areas_submit_statements_like_the_api(emulator, wid):
+    """The interface Genie-like areas use: a statement run as a principal, answered as the API does."""
+    from databricks_connector.emulator.statements import statement_response, submit_statement
+
+    sp = emulator.state.service_principals[emulator.client_id]["principal"]
+    st = submit_statement(emulator.state, statement="SELECT current_user() AS u, :n AS n", warehouse_id=wid,
+                          principal=sp, parameters=[{"name": "n", "value": "5", "type": "INT"}])
+    assert st["done"].wait(60)
+    doc = statement_response(emulator.state, st["id"])
+    assert doc["status"]["state"] == "SUCCEEDED" and doc["result"]["data_array"] == [[emulator.client_id, "5"]]
+    assert _get(emulator, st["id"]) == doc                                   # the same statement over HTTP

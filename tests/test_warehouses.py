@@ -5,7 +5,6 @@ import re
 import pytest
 import requests
 
-from databricks_connector.emulator.warehouses import sql_settings
 from databricks_connector.errors import ConnectorError
 
 API = "/api/2.0/sql/warehouses"
@@ -14,7 +13,7 @@ API = "/api/2.0/sql/warehouses"
 @pytest.fixture(autouse=True)
 def sql(emulator):
     """Fast warehouse timings; every SQL setting restored after the test."""
-    s = sql_settings(emulator.state)
+    s = emulator.config
     saved = s.as_dict()
     s.update({"warehouse_start_seconds": 0.3, "warehouse_stop_seconds": 0.3, "warehouse_delete_seconds": 0.3})
     yield s

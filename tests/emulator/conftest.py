@@ -19,11 +19,14 @@ class Api:
         self.s = requests.Session()
         self.s.headers["Authorization"] = f"Bearer {token or emu.pat}"
 
-    def get(self, path, **params):
-        return self.s.get(self.emu.url + path, params=params, timeout=10)
+    def get(self, _path, **params):
+        return self.s.get(self.emu.url + _path, params=params, timeout=10)
 
-    def post(self, path, body=None):
-        return self.s.post(self.emu.url + path, json=body if body is not None else {}, timeout=10)
+    def post(self, _path, body=None):
+        return self.s.post(self.emu.url + _path, json=body if body is not None else {}, timeout=10)
+
+    def send(self, method, _path, body=None):
+        return self.s.request(method, self.emu.url + _path, json=body, timeout=10)
 
 
 @pytest.fixture

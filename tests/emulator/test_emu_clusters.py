@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import requests
 
 C = "/api/2.1/clusters"
 SPEC = {"cluster_name": "etl", "spark_version": "13.3.x-scala2.12", "node_type_id": "i3.xlarge",
@@ -22,12 +23,28 @@ def create(api, **over):
     return r.json()["cluster_id"]
 
 
-def test_catalogs(api):
+def test_catalogs(emu, api):
     nts = api.get(C + "/list-node-types").json()["node_types"]
     ids = {n["node_type_id"] for n in nts}
-    assert {"Standard_DS3_v2", "i3.xlarge", "m5d.large"} <= ids and len(nts) >= 5
+    assert {"i3.xlarge", "m5d.large"} <= ids and len(nts) >= 5          # AWS unless configured otherwise
+    assert not any(i.startswith(("Standard_", "n2-")) for i in ids)
     for n in nts:
         assert {"node_type_id", "memory_mb", "num_cores", "description", "instance_type_id", "category"} <= set(n)
+    assert api.get(C + "/list-zones").json()["default_zone"] == "us-west-2a"
+    # one cloud at a time: the catalogue, the zones, what a create accepts and the attributes it gets
+    for cloud, node, other, attrs in (("AZURE", "Standard_DS3_v2", "i3.xlarge", "azure_attributes"),
+                                      ("GCP", "n2-standard-4", "Standard_DS3_v2", "gcp_attributes"),
+                                      ("AWS", "i3.xlarge", "n2-standard-4", "aws_attributes")):
+        emu.config.update({"cloud": cloud})
+        ids = {n["node_type_id"] for n in api.get(C + "/list-node-types").json()["node_types"]}
+        assert node in ids and other not in ids, cloud
+        r = api.post(C + "/create", dict(SPEC, node_type_id=other))
+        assert r.status_code == 400 and r.json()["message"] == f"Node type {other} is not supported.", cloud
+        cid = create(api, node_type_id=node)
+        d = api.get(C + "/get", cluster_id=cid).json()
+        assert attrs in d and not {"aws_attributes", "azure_attributes", "gcp_attributes"} - {attrs} & set(d)
+    r = requests.post(emu.url + "/__emulator/config", json={"cloud": "MARS"})
+    assert r.status_code == 400 and "cloud" in r.json()["message"]
     keys = {v["key"] for v in api.get("/api/2.0/clusters/spark-versions").json()["versions"]}
     assert {"10.4.x-scala2.12", "13.3.x-scala2.12", "15.4.x-scala2.12"} <= keys
 
@@ -286,3 +303,31 @@ def test_events_paging(emu, api):
     ts = [e["timestamp"] for e in api.post(C + "/events", {"cluster_id": cid, "order": "ASC"}).json()["events"]]
     assert ts == sorted(ts)
     assert api.post(C + "/events", {"cluster_id": "nope"}).status_code == 400
+
+
+# ClusterAttributes and AutoScale of the SDK (service/compute.py): what events and details may carry
+ATTRIBUTES = set("""spark_version autotermination_minutes aws_attributes azure_attributes cluster_log_conf cluster_name
+custom_tags data_security_mode dependency_mode docker_image driver_instance_pool_id driver_node_type_flexibility
+driver_node_type_id enable_elastic_disk enable_local_disk_encryption gcp_attributes init_scripts instance_pool_id
+is_single_node kind node_type_id policy_id remote_disk_throughput runtime_engine single_user_name spark_conf
+spark_env_vars ssh_public_keys total_initial_remote_disk_size use_ml_runtime worker_node_type_flexibility
+workload_type""".split())
+
+
+def test_event_attributes_and_autoscale_carry_only_what_databricks_sends(emu, api):
+    body = dict(SPEC, autoscale={"min_workers": 1, "max_workers": 3}, apply_policy_default_values=False)
+    body.pop("num_workers")
+    cid = api.post(C + "/create", body).json()["cluster_id"]
+    d = wait_state(api, cid, "RUNNING")
+    assert d["autoscale"] == {"min_workers": 1, "max_workers": 3} and "num_workers" not in d
+    assert "apply_policy_default_values" not in d and d["spec"]["apply_policy_default_values"] is False
+    edit = dict(body, cluster_id=cid, cluster_name="renamed")
+    assert api.post(C + "/edit", edit).status_code == 200
+    events = {e["type"]: e for e in api.post(C + "/events", {"cluster_id": cid}).json()["events"]}
+    created = events["CREATING"]["details"]
+    assert set(created["attributes"]) <= ATTRIBUTES and "autoscale" not in created["attributes"]
+    assert created["cluster_size"] == {"autoscale": {"min_workers": 1, "max_workers": 3}}
+    edited = events["EDITED"]["details"]
+    assert set(edited["attributes"]) <= ATTRIBUTES and set(edited["previous_attributes"]) <= ATTRIBUTES
+    assert edited["attributes"]["cluster_name"] == "renamed" and edited["previous_attributes"]["cluster_name"] == "etl"
+    assert events["RUNNING"]["details"] == {"current_num_workers": 1, "target_num_workers": 1}

@@ -202,7 +202,7 @@ def test_concurrent_and_cancel(eng):
     ev = threading.Event()
     threading.Timer(0.2, ev.set).start()
     with pytest.raises(SqlError) as ei:
-        eng.execute("SELECT count(*) FROM range(1000000000)", cancel_event=ev)
+        eng.execute("SELECT count(*) FROM range(100000000000)", cancel_event=ev)
     assert ei.value.error_code == "CANCELLED"
     assert eng.execute("SELECT 1").rows == [(1,)]
 
@@ -303,3 +303,292 @@ def test_spark_sql_bridge_and_run_once(ctx):
     r = ctx.execute("spark.sql('SELECT * FROM nope')")
     assert r["resultType"] == "error" and "TABLE_OR_VIEW_NOT_FOUND" in r["summary"]
     assert run_python_once("print('once')", timeout=10) == {"resultType": "text", "data": "once"}
+
+
+# ------------------------------------------------------------------ SQL: Databricks features on DuckDB
+
+
+def test_complex_types_inline_values_and_aggregates(eng):
+    cols, rows = one(eng, "SELECT collect_list(x) AS l, percentile_approx(x, 0.5) AS p, "
+                          "regexp_extract('abc123', '([a-z]+)(\\\\d+)', 2) AS r, regexp_extract('abc123', '([a-z]+)') AS r1, "
+                          "array(1, 2) AS a, map('k', 'v') AS m, named_struct('x', 1, 'y', 'b') AS s "
+                          "FROM VALUES (3), (1), (2) AS t(x)")
+    t = {c["name"]: (c["type_name"], c["type_text"]) for c in cols}
+    assert t == {"l": ("ARRAY", "ARRAY<INT>"), "p": ("INT", "INT"), "r": ("STRING", "STRING"), "r1": ("STRING", "STRING"),
+                 "a": ("ARRAY", "ARRAY<INT>"), "m": ("MAP", "MAP<STRING, STRING>"),
+                 "s": ("STRUCT", "STRUCT<x: INT, y: STRING>")}
+    assert sorted(rows[0][0]) == [1, 2, 3] and rows[0][1] == 2 and rows[0][2:4] == ("123", "abc")
+    assert rows[0][4:] == ([1, 2], {"k": "v"}, {"x": 1, "y": "b"})
+    from databricks_connector.emulator.sqlengine import format_value
+    assert [format_value(v) for v in rows[0][4:]] == ["[1,2]", '{"k":"v"}', '{"x":1,"y":"b"}']
+    assert one(eng, "SELECT x, row_number() OVER (PARTITION BY g ORDER BY x DESC) AS rn FROM VALUES (1, 'a'), "
+                    "(2, 'a'), (3, 'b') AS t(x, g) QUALIFY rn = 1 ORDER BY x")[1] == [(2, 1), (3, 1)]
+    assert one(eng, "VALUES (1, 'a'), (2, 'b')")[1] == [(1, "a"), (2, "b")]
+
+
+def test_exact_decimals_and_overflow(eng):
+    cols, rows = one(eng, "SELECT CAST(0.1 AS DECIMAL(10,1)) + CAST(0.2 AS DECIMAL(10,1)) AS s, "
+                          "CAST(1234567890123456.78 AS DECIMAL(18,2)) AS big, sum(CAST(x AS DECIMAL(10,2))) AS tot "
+                          "FROM VALUES (0.1), (0.2) AS t(x)")
+    assert rows == [(Decimal("0.3"), Decimal("1234567890123456.78"), Decimal("0.30"))]
+    assert cols[1]["type_precision"] == 18 and cols[1]["type_scale"] == 2
+    for sql, cls in (("SELECT 9223372036854775807 + 1", "ARITHMETIC_OVERFLOW"),
+                     ("SELECT CAST(2147483647 AS INT) * 2", "ARITHMETIC_OVERFLOW"),
+                     ("SELECT sum(x) FROM VALUES (9223372036854775807), (1) AS t(x)", "ARITHMETIC_OVERFLOW"),
+                     ("SELECT CAST(300 AS TINYINT)", "CAST_OVERFLOW"),
+                     ("SELECT CAST('12345' AS DECIMAL(3,1))", "NUMERIC_VALUE_OUT_OF_RANGE")):
+        with pytest.raises(SqlError) as ei:
+            eng.execute(sql)
+        assert ei.value.sql_state == "22003" and ei.value.message.startswith(f"[{cls}"), sql
+    assert one(eng, "SELECT try_divide(1, 0) AS t, 7 div 2 AS d")[1] == [(None, 3)]
+
+
+def test_merge_insert_overwrite_and_three_level_names():
+    e = SqlEngine(seed_samples=False)
+    try:
+        e.execute("CREATE CATALOG sales")
+        e.execute("CREATE SCHEMA sales.bronze COMMENT 'raw'")
+        e.execute("CREATE TABLE sales.bronze.target (id INT, v STRING)")
+        e.execute("INSERT INTO sales.bronze.target VALUES (1, 'a'), (2, 'b')")
+        e.execute("CREATE TABLE sales.bronze.src AS SELECT * FROM VALUES (2, 'B'), (3, 'C') AS s(id, v)")
+        cols, rows = one(e, "MERGE INTO target t USING src s ON t.id = s.id WHEN MATCHED THEN UPDATE SET * "
+                            "WHEN NOT MATCHED THEN INSERT *", catalog="sales", schema="bronze")
+        assert [c["name"] for c in cols] == ["num_affected_rows", "num_updated_rows", "num_deleted_rows",
+                                             "num_inserted_rows"] and rows == [(2, 1, 0, 1)]
+        assert one(e, "SELECT * FROM sales.bronze.target ORDER BY id")[1] == [(1, "a"), (2, "B"), (3, "C")]
+        assert one(e, "INSERT OVERWRITE sales.bronze.target SELECT 9, 'z'")[1] == [(1, 1)]
+        assert one(e, "USE CATALOG sales; USE SCHEMA bronze; SELECT current_catalog(), current_schema(), * "
+                      "FROM target")[1] == [("sales", "bronze", 9, "z")]
+        assert [r[0] for r in one(e, "SHOW CATALOGS")[1]] == ["hive_metastore", "main", "sales"]
+        assert one(e, "SHOW SCHEMAS IN sales")[1] == [("bronze",), ("default",)]
+        with pytest.raises(SqlError) as ei:
+            e.execute("DROP SCHEMA sales.bronze")
+        assert ei.value.message.startswith("[SCHEMA_NOT_EMPTY]")
+        e.execute("DROP CATALOG sales CASCADE")
+        with pytest.raises(SqlError) as ei:
+            e.execute("SELECT * FROM sales.bronze.target")
+        assert ei.value.sql_state == "42P01" and "`sales`.`bronze`.`target`" in ei.value.message
+    finally:
+        e.close()
+
+
+def test_current_user_is_the_principal(eng):
+    from databricks_connector.emulator.state import Principal
+
+    sp = Principal("service_principal", "1", "6f1b1c38-6d4c-4c6e-9b4a-1d2a3b4c5d6e", "robot")
+    assert one(eng, "SELECT current_user() AS u", principal=sp)[1] == [(sp.user_name,)]
+    assert eng.session("someone@example.com").execute("SELECT current_user()").rows == [("someone@example.com",)]
+    assert one(eng, "SELECT current_user()")[1] == [("emulator-user@example.com",)]
+
+
+def test_sleep_and_configured_delays_are_interrupted_by_cancel(eng):
+    ev = threading.Event()
+    threading.Timer(0.3, ev.set).start()
+    t = time.monotonic()
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT sleep(30) AS s", cancel_event=ev)
+    assert ei.value.error_code == "CANCELLED" and time.monotonic() - t < 20
+    assert one(eng, "SELECT sleep(0.05) AS s")[1] == [(Decimal("0.05"),)]
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT sleep(30)", timeout=0.3)
+    assert ei.value.error_code == "DEADLINE_EXCEEDED"
+    with pytest.raises(SqlError) as ei:
+        eng.execute("SELECT sleep(id) FROM range(2)")
+    assert "constant" in ei.value.message
+
+    class Cfg:
+        sql_delays = {"slow_marker": 30}
+
+    e = SqlEngine(seed_samples=False, config=Cfg())
+    try:
+        ev = threading.Event()
+        threading.Timer(0.3, ev.set).start()
+        with pytest.raises(SqlError) as ei:
+            e.execute("SELECT 'slow_marker' AS x", cancel_event=ev)
+        assert ei.value.error_code == "CANCELLED"
+        assert e.execute("SELECT 'fast' AS x").rows == [("fast",)]
+    finally:
+        e.close()
+
+
+# ------------------------------------------------------------------ the interface for other areas
+
+
+def test_catalog_interface_and_sql_see_the_same_objects():
+    e = SqlEngine(seed_samples=False)
+    try:
+        assert [c["name"] for c in e.catalogs()] == ["hive_metastore", "main"]
+        e.create_catalog("uc", comment="made by the API", owner="owner@example.com")
+        e.create_schema("uc", "gold")
+        info = e.create_table("uc.gold.orders", [
+            {"name": "id", "type_text": "BIGINT", "nullable": False, "comment": "key"},
+            {"name": "amount", "type_text": "DECIMAL(10,2)"}, {"name": "tags", "type_text": "ARRAY<STRING>"},
+            {"name": "at", "type_text": "TIMESTAMP_NTZ"}], comment="orders", owner="owner@example.com")
+        assert info["full_name"] == "uc.gold.orders" and info["table_type"] == "MANAGED"
+        assert info["owner"] == "owner@example.com" and info["comment"] == "orders"
+        assert [(c["name"], c["type_name"], c["type_text"], c["nullable"]) for c in info["columns"]] == [
+            ("id", "LONG", "BIGINT", False), ("amount", "DECIMAL", "DECIMAL(10,2)", True),
+            ("tags", "ARRAY", "ARRAY<STRING>", True), ("at", "TIMESTAMP_NTZ", "TIMESTAMP_NTZ", True)]
+        assert info["columns"][0]["comment"] == "key" and info["columns"][1]["type_scale"] == 2
+        # visible to SQL at once
+        e.execute("INSERT INTO uc.gold.orders VALUES (1, 9.99, array('a'), TIMESTAMP_NTZ'2024-01-01 00:00:00')")
+        cols, rows = one(e, "SELECT * FROM uc.gold.orders")
+        assert rows == [(1, Decimal("9.99"), ["a"], dt.datetime(2024, 1, 1))] and cols[3]["type_text"] == "TIMESTAMP_NTZ"
+        # tables made by SQL appear with Databricks-typed columns
+        e.execute("CREATE TABLE uc.gold.daily (day DATE, total DECIMAL(12,2) COMMENT 'sum', n BIGINT) COMMENT 'per day'",
+                  principal="writer@example.com")
+        e.execute("CREATE VIEW uc.gold.big AS SELECT * FROM uc.gold.orders WHERE amount > 5")
+        tables = {t["name"]: t for t in e.tables("uc", "gold")}
+        assert sorted(tables) == ["big", "daily", "orders"]
+        daily = tables["daily"]
+        assert daily["owner"] == "writer@example.com" and daily["comment"] == "per day"
+        assert [(c["name"], c["type_text"], c["comment"]) for c in daily["columns"]] == [
+            ("day", "DATE", None), ("total", "DECIMAL(12,2)", "sum"), ("n", "BIGINT", None)]
+        assert tables["big"]["table_type"] == "VIEW" and "data_source_format" not in tables["big"]
+        # dropped by the API: gone for SQL
+        e.drop_table("uc.gold.orders")
+        assert e.table("uc.gold.orders") is None
+        with pytest.raises(SqlError) as ei:
+            e.execute("SELECT * FROM uc.gold.orders")
+        assert ei.value.error_class == "TABLE_OR_VIEW_NOT_FOUND"
+        with pytest.raises(SqlError) as ei:
+            e.create_table("uc.nope.t", [{"name": "a", "type_text": "INT"}])
+        assert ei.value.error_class == "SCHEMA_NOT_FOUND"
+        with pytest.raises(SqlError) as ei:
+            e.create_catalog("uc")
+        assert ei.value.error_class == "CATALOG_ALREADY_EXISTS"
+        with pytest.raises(SqlError) as ei:
+            e.tables("nope", "default")
+        assert ei.value.error_class == "NO_SUCH_CATALOG_EXCEPTION"
+        e.drop_schema("uc", "gold", cascade=True)
+        assert [s["name"] for s in e.schemas("uc")] == ["default"]
+        e.drop_catalog("uc")
+        assert "uc" not in [c["name"] for c in e.catalogs()]
+    finally:
+        e.close()
+
+
+def test_permission_hook_and_statement_handlers():
+    e = SqlEngine(seed_samples=False)
+    calls, grants = [], []
+    try:
+        e.execute("CREATE TABLE main.default.secret (x INT)")
+        e.execute("INSERT INTO main.default.secret VALUES (1)")
+
+        def authorize(principal, privilege, securable_type, full_name):
+            calls.append((principal, privilege, securable_type, full_name))
+            return not (principal == "reader@example.com" and privilege != "SELECT") and \
+                not (principal == "nobody@example.com")
+
+        e.authorize = authorize
+        assert e.execute("SELECT * FROM secret", principal="reader@example.com").rows == [(1,)]
+        assert ("reader@example.com", "SELECT", "TABLE", "main.default.secret") in calls
+        with pytest.raises(SqlError) as ei:
+            e.execute("SELECT s.x FROM main.default.secret s", principal="nobody@example.com")
+        err = ei.value
+        assert err.error_class == "INSUFFICIENT_PERMISSIONS" and err.sql_state == "42501"
+        assert "User does not have SELECT on Table 'main.default.secret'" in err.message
+        for sql, priv in (("INSERT INTO secret VALUES (2)", "MODIFY"), ("DELETE FROM secret", "MODIFY"),
+                          ("CREATE TABLE t2 (a INT)", "CREATE_TABLE"), ("DROP TABLE secret", "MANAGE"),
+                          ("CREATE SCHEMA s2", "CREATE_SCHEMA"), ("CREATE CATALOG c2", "CREATE_CATALOG")):
+            with pytest.raises(SqlError) as ei:
+                e.execute(sql, principal="reader@example.com")
+            assert ei.value.error_class == "INSUFFICIENT_PERMISSIONS" and priv.replace("_", " ") in ei.value.message, sql
+        assert e.execute("SELECT count(*) FROM secret").rows == [(1,)]              # nothing was changed
+        e.statement_handlers["GRANT"] = lambda principal, text: grants.append((principal, text))
+        e.execute("GRANT SELECT ON TABLE main.default.secret TO `reader@example.com`", principal="admin@example.com")
+        assert grants and grants[0][0] == "admin@example.com" and "GRANT SELECT" in grants[0][1]
+        e.authorize = None
+        assert e.execute("DROP TABLE secret", principal="reader@example.com").statement_type == "DROP"
+    finally:
+        e.close()
+
+
+def test_engine_for_is_shared_and_closed_with_the_state():
+    from databricks_connector.emulator.sqlengine import engine_for, session_for
+    from databricks_connector.emulator.state import WorkspaceState
+
+    st = WorkspaceState()
+    lazy = session_for(st, "lazy@example.com")
+    assert "sql_engine" not in st.areas                       # nothing started until a statement runs
+    assert lazy.execute("SELECT current_user()").rows == [("lazy@example.com",)]
+    assert engine_for(st) is engine_for(st) is st.areas["sql_engine"]
+    st.close()
+    with pytest.raises(SqlError):
+        engine_for(st).execute("SELECT 1")
+
+
+def test_the_connector_and_an_idle_emulator_never_import_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, databricks_connector, databricks_connector.runner, databricks_connector.cli\n"
+            "assert 'duckdb' not in sys.modules and 'sqlglot' not in sys.modules, 'connector'\n"
+            "from databricks_connector.emulator import Emulator\n"
+            "with Emulator() as emu:\n"
+            "    import requests\n"
+            "    r = requests.get(emu.url + '/api/2.0/sql/warehouses', headers={'Authorization': 'Bearer ' + emu.pat})\n"
+            "    assert r.status_code == 200\n"
+            "assert 'duckdb' not in sys.modules and 'sqlglot' not in sys.modules, 'emulator'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sql_commands_run_as_the_caller_and_cancel_interrupts_them(emu, api):
+    emu.config.update({"context_start_seconds": 0.0, "command_queue_seconds": 0.0})
+    cid = emu.state.add_cluster(cluster_name="sql-cmds", state="RUNNING")
+    ctx = api.post("/api/1.2/contexts/create", {"clusterId": cid, "language": "sql"}).json()["id"]
+
+    def run(command):
+        return api.post("/api/1.2/commands/execute", {"clusterId": cid, "contextId": ctx, "language": "sql",
+                                                      "command": command}).json()["id"]
+
+    def status(cmd):
+        return api.get("/api/1.2/commands/status", clusterId=cid, contextId=ctx, commandId=cmd).json()
+
+    def until(cmd, states, polls=400):
+        for _ in range(polls):
+            doc = status(cmd)
+            if doc["status"] in states:
+                return doc
+            time.sleep(0.05)
+        raise AssertionError(doc)
+
+    done = until(run("SELECT current_user() AS u, CAST(1.5 AS DECIMAL(3,1)) AS d, array(1, 2) AS a"), ("Finished",))
+    assert done["results"]["resultType"] == "table"
+    assert done["results"]["data"] == [["emulator-user@example.com", "1.5", [1, 2]]]
+    assert [c["type"] for c in done["results"]["schema"]] == ["string", "decimal(3,1)", "array<int>"]
+    slow = run("SELECT sleep(30) AS s")
+    until(slow, ("Running",))
+    api.post("/api/1.2/commands/cancel", {"clusterId": cid, "contextId": ctx, "commandId": slow})
+    # without a real interrupt the command would stay Cancelling for the 30 s of its query
+    assert until(slow, ("Cancelled",), polls=200)["status"] == "Cancelled"
+    assert until(run("SELECT 1 AS one"), ("Finished",))["results"]["data"] == [[1]]
+
+
+def test_sql_knobs_are_settable_from_the_command_line_emulator():
+    import json as _json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "databricks_connector.emulator", "--port", "0",
+                             "--set", 'sql_delays={"FROM samples": 30}', "--set", "warehouse_concurrency=3",
+                             "--set", "statement_chunk_max_rows=100"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        info = _json.loads(proc.stdout.readline())
+        cfg = info["config"]
+        assert cfg["sql_delays"] == {"FROM samples": 30} and cfg["warehouse_concurrency"] == 3
+        assert cfg["statement_chunk_max_rows"] == 100
+        import requests
+        h = {"Authorization": f"Bearer {info['pat']}"}
+        wid = requests.get(info["url"] + "/api/2.0/sql/warehouses", headers=h, timeout=30).json()["warehouses"][0]["id"]
+        doc = requests.post(info["url"] + "/api/2.0/sql/statements", headers=h, timeout=60, json={
+            "warehouse_id": wid, "statement": "SELECT count(*) FROM samples.nyctaxi.trips", "wait_timeout": "5s",
+            "on_wait_timeout": "CANCEL"}).json()
+        assert doc["status"]["state"] == "CANCELED"          # the configured delay made it slow
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -26,6 +26,7 @@ metadata:
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import re
 import sys
@@ -75,8 +76,10 @@ def manifest_actions(connector) -> list[str]:
 
 
 def user_name(conn: dict) -> str:
-    """The userName the emulator reports for a connection."""
-    return conn["client_id"] if conn["type"] == "service_principal" else PAT_USER
+    """The userName the emulator reports for a connection (a service principal's is its client id)."""
+    if conn["type"] in ("service_principal", "azure_service_principal", "workload_identity_federation"):
+        return conn["client_id"]
+    return PAT_USER
 
 
 def seed_cluster(emulator, state: str = "RUNNING", **fields) -> str:
@@ -110,9 +113,8 @@ def seed_warehouse(emulator, state: str = "RUNNING", name: str | None = None) ->
 
 
 def sql_settings(emulator):
-    from databricks_connector.emulator.warehouses import sql_settings as _s
-
-    return _s(emulator.state)
+    """The SQL area's knobs: the warehouse_* / statement_* / sql_* fields of the one Config."""
+    return emulator.config
 
 
 def applied(emulator, keys) -> int:
@@ -140,7 +142,7 @@ def prepared(emulator, connector, conn, key: str) -> dict:
     sc = SCENARIOS[key]
     if sc.changes_state:
         return sc.prepare(emulator, connector, conn)
-    ident = (key, conn["type"], conn.get("client_id") or conn.get("token"))
+    ident = (key, conn["type"], conn.get("client_id") or conn.get("token"), conn.get("refresh_token"))
     with _MAIN_LOCK:
         if ident not in _PREPARED:
             _PREPARED[ident] = sc.prepare(emulator, connector, conn)
@@ -217,13 +219,12 @@ _CLEANUP: list = []
 
 
 def snapshot_settings(emulator):
-    """Save the SQL and jobs areas' knobs (the conftest restores only the core config); returns a
-    function that restores them and cleans up what scenarios left running (execution contexts)."""
+    """Save the emulator's configuration and the SQL area's knobs (the conftest restores only the
+    configuration, per test); returns a function that restores them and cleans up what scenarios
+    left running (execution contexts)."""
     sql = sql_settings(emulator)
     saved_sql = sql.as_dict()
-    jobs = _jobs_store(emulator)
-    saved_jobs = dict(vars(jobs.config))
-    ctx_start = emulator.config.__dict__.get("context_start_seconds", _MISSING)
+    saved_config = emulator.config.as_dict()
 
     def restore():
         while _CLEANUP:
@@ -233,27 +234,65 @@ def snapshot_settings(emulator):
             except Exception:  # noqa: BLE001 - cleanup is best effort
                 pass
         sql.update(saved_sql)
-        jobs.config.__dict__.update(saved_jobs)
-        if ctx_start is _MISSING:
-            emulator.config.__dict__.pop("context_start_seconds", None)
-        else:
-            emulator.config.context_start_seconds = ctx_start
+        emulator.config.update(saved_config)
     return restore
 
 
-_MISSING = object()
-
-
-def _jobs_store(emulator):
-    from databricks_connector.emulator.jobs import store_of
-
-    return store_of(emulator.state)
-
-
 def fast_jobs(emulator, task_seconds: float = 0.05):
-    cfg = _jobs_store(emulator).config
-    cfg.pending_seconds = 0.02
-    cfg.task_seconds = task_seconds
+    """Short run timings (the jobs_* knobs of the emulator's configuration), and the notebook the
+    jobs scenarios run, in the workspace."""
+    emulator.config.update({"jobs_pending_seconds": 0.02, "jobs_task_seconds": task_seconds,
+                            "jobs_cancel_seconds": 0.1})
+    seed_notebook(emulator, SCENARIO_NOTEBOOK, "print('scenario')\ndbutils.notebook.exit('done')", once=True)
+
+
+SCENARIO_NOTEBOOK = "/Shared/scenario"
+
+
+_SEEDED: set = set()
+
+
+def seed_notebook(emulator, path: str, source: str, language: str = "PYTHON", *, once: bool = False) -> None:
+    """A notebook (its folder too) through the emulator's Workspace API, over HTTP. ``once``: not
+    again for this emulator (scenarios are prepared inside fault windows too, where a request to the
+    workspace would meet the fault meant for the action)."""
+    ident = (emulator.url, path, source, language)
+    if once and ident in _SEEDED:
+        return
+    _SEEDED.add(ident)
+    _workspace(emulator, "mkdirs", {"path": path.rsplit("/", 1)[0] or "/"})
+    _workspace(emulator, "import", {"path": path, "format": "SOURCE", "language": language, "overwrite": True,
+                                    "content": base64.b64encode(source.encode()).decode()})
+
+
+def seed_file(emulator, path: str, data) -> None:
+    """A workspace file (a Python script, a SQL file, a wheel) through the Workspace API."""
+    raw = data.encode() if isinstance(data, str) else data
+    _workspace(emulator, "mkdirs", {"path": path.rsplit("/", 1)[0] or "/"})
+    _workspace(emulator, "import", {"path": path, "format": "AUTO", "overwrite": True,
+                                    "content": base64.b64encode(raw).decode()})
+
+
+def script_task(emulator, task_key: str, code: str) -> dict:
+    """A Python script task: the code seeded as a workspace file (once per content), run with the
+    task's default compute."""
+    import hashlib
+
+    path = f"/Shared/scripts/{hashlib.sha256(code.encode()).hexdigest()[:12]}.py"
+    ident = (emulator.url, path, code, "FILE")
+    if ident not in _SEEDED:
+        _SEEDED.add(ident)
+        seed_file(emulator, path, code)
+    return {"task_key": task_key, "spark_python_task": {"python_file": path}}
+
+
+def _workspace(emulator, op: str, body: dict) -> None:
+    import requests
+
+    conn = emulator.connections()["personal_access_token"]
+    r = requests.post(f"{emulator.url}/api/2.0/workspace/{op}", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {emulator.pat}"}, verify=conn.get("ca_bundle") or True)
+    assert r.status_code == 200, r.text
 
 
 # --------------------------------------------------------------------------- the areas' scenarios

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import uuid
 
-from . import fast_jobs, scenario
+from . import SCENARIO_NOTEBOOK, fast_jobs, scenario
 
 
 # --------------------------------------------------------------------------- jobs
 
-TASKS = [{"task_key": "main", "notebook_task": {"notebook_path": "/Shared/scenario"}}]
+TASKS = [{"task_key": "main", "notebook_task": {"notebook_path": SCENARIO_NOTEBOOK}}]
 
 
 def _job(emulator, connector, conn, name=None):

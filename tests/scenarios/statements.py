@@ -1,7 +1,7 @@
 """Scenarios of the statements area (see tests/scenarios/__init__.py for the registry)."""
 from __future__ import annotations
 
-from . import _unknown_warehouse, scenario, seed_warehouse, sql_settings
+from . import _unknown_warehouse, scenario, seed_warehouse
 
 
 # --------------------------------------------------------------------------- SQL statements
@@ -39,14 +39,7 @@ def _get_statement_result_chunk(emulator, connector, conn):
 @scenario("cancel_statement", changes_state=True, applied=("statements/cancel",), retry_safe="natural",
           failing=_unknown_statement)
 def _cancel_statement(emulator, connector, conn):
-    settings = sql_settings(emulator)
-    saved = settings.statement_execution_seconds
-    settings.statement_execution_seconds = 30
-    try:
-        out = connector.run("execute_sql_statement", conn, {"warehouse_id": seed_warehouse(emulator, "RUNNING"),
-                                                             "statement": "SELECT 1 AS one",
-                                                             "wait_for_result": False})
-        connector.run("get_statement", conn, {"statement_id": out["statement_id"]})   # PENDING -> RUNNING
-    finally:
-        settings.statement_execution_seconds = saved
+    out = connector.run("execute_sql_statement", conn, {"warehouse_id": seed_warehouse(emulator, "RUNNING"),
+                                                         "statement": "SELECT sleep(30) AS one",   # a slow query
+                                                         "wait_for_result": False})
     return {"statement_id": out["statement_id"]}
