@@ -39,8 +39,9 @@ _SECRET_NAME = re.compile(rf"({_NAMES})|^sig$", re.I)
 # anchored at a delimiter and bounded, so redaction stays linear on a megabyte of text.
 _PARAM_SECRET = re.compile(rf"((?:^|(?<=[?&;\s\"'/]))(?:[^=&?#\s\"'<>/]{{0,64}}?(?:{_NAMES})[^=&?#\s\"'<>/]{{0,64}}|sig)=)"
                            r"[^&#\s\"'<>]*", re.I)
-# "name": "value" or name: value in text that is not JSON (a cut or broken body, an error message)
-_QUOTED_SECRET = re.compile(rf"((?<![\w.-])[\"']?[\w.-]{{0,64}}?(?:{_NAMES})[\w.-]{{0,64}}[\"']?\s{{0,8}}:\s{{0,8}}[\"']?)"
+# "name": "value" or name: value in text that is not JSON (a cut or broken body, an error message);
+# not a URL's last path segment ("POST .../oidc/v1/token: TLS verification failed")
+_QUOTED_SECRET = re.compile(rf"((?<![\w./-])[\"']?[\w.-]{{0,64}}?(?:{_NAMES})[\w.-]{{0,64}}[\"']?\s{{0,8}}:\s{{0,8}}[\"']?)"
                             r"([^\"'\s,&}\]]+)", re.I)
 _BEARER = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")

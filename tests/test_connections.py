@@ -133,11 +133,11 @@ def test_a_new_session_of_a_rotated_sign_in_starts_from_the_newest_tokens(emulat
     import gc
 
     conn = expired_user(emulator)
-    Connector(retry_timeout=11).run("get_current_user", conn)        # rotates; that session is then dropped
-    from databricks_connector import runner
-
-    for key in [k for k, v in runner._SESSIONS.items() if v.connection.fingerprint == fingerprint(conn)]:
-        runner._SESSIONS.pop(key).close()
+    first = Connector(retry_timeout=11)
+    first.run("get_current_user", conn)        # rotates; that session is then dropped
+    assert first.sessions.stats()["sessions"] == 1
+    first.close()
+    del first
     gc.collect()
     before = grants(emulator, "refresh_token")
     again = Connector(retry_timeout=12)

@@ -1,7 +1,9 @@
 """Small trap helpers for the waiting tests: a TCP proxy on loopback in front of the emulator that
 can be switched, in the middle of a step, to stop answering (``hang``) or to refuse connections
 (``refuse``). It forwards bytes unchanged until then, so the connector talks real HTTP to the
-emulator through it. (``tests/traps.py`` from rel-http may grow richer traps; these stay small.)
+emulator through it (over TLS end to end when the emulator serves HTTPS). While hanging it
+answers TLS itself with a certificate of the emulator's own authority (the one the connection
+trusts), so it can read what the client sent. (``tests/traps.py`` from rel-http may grow richer traps; these stay small.)
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 
 class Proxy:
     def __init__(self, upstream_url: str):
+        self.scheme = upstream_url.split("://", 1)[0]
         host_port = upstream_url.split("://", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1)
         self.upstream = (host, int(port))
@@ -28,7 +31,7 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     # -- switches
     def hang(self) -> None:
@@ -99,6 +102,14 @@ class Proxy:
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
     def _swallow(self, client) -> None:
+        if self.scheme == "https":
+            from databricks_connector.emulator import tls
+
+            try:
+                client = tls.authority().server_context().wrap_socket(client, server_side=True)
+            except OSError:
+                return
+            self._track(client)
         first = True
         while True:
             try:

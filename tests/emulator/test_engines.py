@@ -527,7 +527,8 @@ def test_the_connector_and_an_idle_emulator_never_import_the_engine():
             "from databricks_connector.emulator import Emulator\n"
             "with Emulator() as emu:\n"
             "    import requests\n"
-            "    r = requests.get(emu.url + '/api/2.0/sql/warehouses', headers={'Authorization': 'Bearer ' + emu.pat})\n"
+            "    r = requests.get(emu.url + '/api/2.0/sql/warehouses', headers={'Authorization': 'Bearer ' + emu.pat},\n"
+            "                     verify=emu.connections()['personal_access_token'].get('ca_bundle') or True)\n"
             "    assert r.status_code == 200\n"
             "assert 'duckdb' not in sys.modules and 'sqlglot' not in sys.modules, 'emulator'\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
@@ -584,8 +585,10 @@ def test_sql_knobs_are_settable_from_the_command_line_emulator():
         assert cfg["statement_chunk_max_rows"] == 100
         import requests
         h = {"Authorization": f"Bearer {info['pat']}"}
-        wid = requests.get(info["url"] + "/api/2.0/sql/warehouses", headers=h, timeout=30).json()["warehouses"][0]["id"]
-        doc = requests.post(info["url"] + "/api/2.0/sql/statements", headers=h, timeout=60, json={
+        ca = info.get("ca_bundle") or True                     # the emulator serves HTTPS with its own CA
+        wid = requests.get(info["url"] + "/api/2.0/sql/warehouses", headers=h, timeout=30,
+                           verify=ca).json()["warehouses"][0]["id"]
+        doc = requests.post(info["url"] + "/api/2.0/sql/statements", headers=h, timeout=60, verify=ca, json={
             "warehouse_id": wid, "statement": "SELECT count(*) FROM samples.nyctaxi.trips", "wait_timeout": "5s",
             "on_wait_timeout": "CANCEL"}).json()
         assert doc["status"]["state"] == "CANCELED"          # the configured delay made it slow
