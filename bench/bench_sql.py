@@ -164,7 +164,7 @@ def _serve(args) -> None:
     from databricks_connector.emulator import Emulator
     from databricks_connector.emulator.warehouses import warehouses
 
-    with Emulator() as emu:
+    with Emulator(tls=False) as emu:                # plain HTTP on loopback: a handshake costs every client the same
         s = emu.config
         s.update({"sql_result_cache_seconds": 24 * 3600, "statement_inline_limit_bytes": 1 << 40})
         with emu.state.lock:

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
     say(f"requests {ver('requests')}, databricks-sdk {ver('databricks-sdk')}"
         + ("" if ctx.sdk_ok else f" (not measured: {ctx.sdk_why})"))
-    ctx.emu = EmulatorProcess(ctx.python, ctx.env(), "cluster_start_seconds=0.2")
+    ctx.emu = EmulatorProcess(ctx.python, ctx.env(), "cluster_start_seconds=0.2", "tls=false")
     ctx.cluster_id = ctx.emu.create_cluster("bench")
     ctx.emu.wait_running(ctx.cluster_id)
     say(f"emulator {ctx.emu.url} in process {ctx.emu.pid}; cluster {ctx.cluster_id} RUNNING")
