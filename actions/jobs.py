@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from .. import results
 from ..errors import ConnectorError, InputError
 
 API = "/api/2.2/jobs"
@@ -18,6 +19,7 @@ TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 SUCCESS = ("SUCCESS", "SUCCESS_WITH_FAILURES")
 LEGACY_LISTS = ("python_params", "jar_params", "spark_submit_params")
 LEGACY_MAPS = ("notebook_params", "python_named_params", "sql_params")
+RUN_OUTPUT_WORKERS = 10       # task outputs fetched at once (runs/get-output), in order
 OUTPUT_FIELDS = ("notebook_output", "sql_output", "dbt_output", "run_job_output", "clean_rooms_notebook_output",
                  "logs", "logs_truncated", "info")
 
@@ -183,24 +185,35 @@ def _terminal(run) -> bool:
 
 
 def _outputs(session, run):
-    """Every task's output, keyed by task_key: get-output is called for each task run id (never
-    for the parent of a multi-task run, which Databricks rejects)."""
-    tasks = {}
-    for task in run.get("tasks") or []:
+    """Every task's output, keyed by task_key, in the run's task order. get-output is called for
+    each task run id (never for the parent of a multi-task run, which Databricks rejects), with
+    bounded concurrency through the runtime's ordered fetch. A run whose runs/get answer has no
+    tasks (a task run id, a single-task run) is its own task: its output is get-output of its own
+    run id."""
+    tasks = [t for t in run.get("tasks") or [] if isinstance(t, dict)]
+    if not tasks and run.get("run_id") is not None:
+        tasks = [dict(run, task_key=run.get("task_key") or str(run["run_id"]))]
+
+    def fetch(task):
+        if task.get("run_id") is None:
+            return None
+        return session.get(f"{API}/runs/get-output", {"run_id": task["run_id"]})
+
+    out_tasks = {}
+    for task, out in results.ordered(fetch, tasks, workers=RUN_OUTPUT_WORKERS, name="run-outputs"):
         key = task.get("task_key") or str(task.get("run_id"))
         entry = {"task_run_id": task.get("run_id"), "state": _state(task), "status": task.get("status"),
                  "run_page_url": task.get("run_page_url"), "result": None, "error": None, "error_trace": None}
-        if task.get("run_id") is not None:
-            out = session.get(f"{API}/runs/get-output", {"run_id": task["run_id"]})
+        if isinstance(out, dict):
             result = {k: out[k] for k in OUTPUT_FIELDS if k in out}
             entry["result"] = result or None
             entry["error"] = out.get("error")
             entry["error_trace"] = out.get("error_trace")
-            if out.get("metadata", {}).get("state"):
+            if (out.get("metadata") or {}).get("state"):
                 entry["state"] = _state(out["metadata"])
-        tasks[key] = entry
+        out_tasks[key] = entry
     return {"run_id": run.get("run_id"), "job_id": run.get("job_id"), "run_page_url": run.get("run_page_url"),
-            "state": _state(run), "task_count": len(tasks), "tasks": tasks}
+            "state": _state(run), "task_count": len(out_tasks), "tasks": out_tasks}
 
 
 def _failure(run, result, note=""):

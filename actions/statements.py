@@ -5,38 +5,28 @@ Waiting: the server-side wait first (``wait_timeout`` up to 50 s, ``on_wait_time
 then polling ``GET /statements/{id}`` with backoff (session.wait) to the step's wall-clock
 deadline. FAILED, CANCELED and CLOSED become ``operation_failed`` with the SQL state.
 
-Results: every chunk, fetched concurrently by a small pool in a bounded window (at most
-``MAX_WORKERS`` chunks in flight, returned strictly in order), parsed and converted one chunk at
-a time by the caller's thread, so writing to a file keeps memory flat however large the result.
-Disposition ``auto`` asks for INLINE and, when Databricks refuses a result over the 25 MiB
-inline limit ("Inline byte limit exceeded"), runs the statement again with EXTERNAL_LINKS
-(a non-JSON format always uses EXTERNAL_LINKS). External links are presigned cloud-storage
-URLs: they are fetched with ``session.storage_get`` (no Authorization header, no workspace
-credential) and, when one has expired (403), a fresh one is asked for on the chunk endpoint.
+Results go through the runtime's result streaming (``connector/results.py``): every chunk in
+parallel and in order, each checked against the manifest, converted in memory or written to a
+file beside its target and renamed when complete. Disposition ``auto`` asks for INLINE and, when
+Databricks refuses a result over the 25 MiB inline limit ("Inline byte limit exceeded"), runs the
+statement again with EXTERNAL_LINKS (a non-JSON format always uses EXTERNAL_LINKS). External
+links are presigned cloud-storage URLs, fetched without any workspace credential.
+
+The Output File is checked before the statement is sent (folder, permissions, an existing folder
+or a file that cannot be replaced), so a refused file never follows an applied statement.
 """
 from __future__ import annotations
 
-import collections
-import contextlib
-import csv
-import gc
-import threading
-import io
 import json
 import math
-import operator
-import os
 import re
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
+from .. import results
 from ..errors import ConnectorError, InputError
 
-API = "/api/2.0/sql/statements"
-MAX_WORKERS = 6          # chunks in flight when rows are returned
-FILE_WORKERS = 3         # chunks in flight when rows go to a file (memory stays flat)
+API = results.STATEMENTS_API
 FAILED_STATES = ("FAILED", "CANCELED", "CLOSED")
 TERMINAL = ("SUCCEEDED",) + FAILED_STATES
 _TOO_LARGE = re.compile(r"(?i)inline byte limit|disposition\s*=\s*EXTERNAL_LINKS")
@@ -106,384 +96,6 @@ def _parameters(value) -> list | None:
     if problems:
         raise InputError(problems)
     return out
-
-
-def _have_pyarrow() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-        import pyarrow.ipc  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- value conversion
-
-def _ints(col):
-    if None not in col:
-        return list(map(int, col))
-    return [None if v is None else int(v) for v in col]
-
-
-def _float(v):
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else v            # NaN/Infinity stay text: JSON has no such numbers
-
-
-def _floats(col):
-    if None not in col:
-        try:
-            out = list(map(float, col))
-            if all(map(math.isfinite, out)):
-                return out
-        except ValueError:
-            pass
-    return list(map(_float, col))
-
-
-_BOOL = {"true": True, "false": False, "TRUE": True, "FALSE": False, "True": True, "False": False}
-
-
-def _bools(col):
-    return list(map(_BOOL.get, col, col))          # unknown text (and None) stays as it is
-
-
-def _timestamps(col):
-    return [v.replace(" ", "T", 1) if v is not None and " " in v else v for v in col]
-
-
-def _complex(col):
-    out = []
-    for v in col:
-        try:
-            out.append(json.loads(v) if v is not None else None)
-        except ValueError:
-            out.append(v)
-    return out
-
-
-def _column_kind(column: dict, decimals_as: str) -> str | None:
-    """How a column's text becomes a value: int, float, bool, ts, json, or None (text as sent)."""
-    t = (column.get("type_name") or "").upper()
-    if t in ("INT", "LONG", "SHORT", "BYTE", "BIGINT", "SMALLINT", "TINYINT", "INTEGER"):
-        return "int"
-    if t in ("FLOAT", "DOUBLE", "REAL"):
-        return "float"
-    if t == "BOOLEAN":
-        return "bool"
-    if t == "DECIMAL":
-        if decimals_as != "number":
-            return None
-        scale = column.get("type_scale")
-        if scale is None:
-            m = re.search(r",\s*(\d+)\s*\)", column.get("type_text") or "")
-            scale = int(m.group(1)) if m else (0 if "(" not in (column.get("type_text") or "(") else None)
-        return "int" if scale == 0 else "float"
-    if t == "TIMESTAMP":
-        return "ts"
-    if t in ("ARRAY", "MAP", "STRUCT"):
-        return "json"
-    return None                                      # STRING, DATE, BINARY, INTERVAL, ...: text as sent
-
-
-_COLUMN = {"int": _ints, "float": _floats, "bool": _bools, "ts": _timestamps, "json": _complex}
-_SCALAR = {"int": "int({v})", "float": "float({v})", "bool": "_bool({v}, {v})",
-           "ts": "{v}.replace(' ', 'T', 1)", "json": "_loads({v})"}
-
-
-class Converter:
-    """Turns a chunk of text rows into typed rows.
-
-    Fast path: one generated comprehension per result shape, converting a whole row at once (no
-    NULLs, no NaN). A chunk it cannot handle (a NULL raises, a non-finite float is detected) goes
-    the null-safe way, column by column, in place."""
-
-    def __init__(self, columns: list, *, shape: str = "objects", decimals_as: str = "string", csv_nulls: bool = False):
-        self.columns = columns
-        self.names = _unique_names([c.get("name") or f"col_{i}" for i, c in enumerate(columns)])
-        self.kinds = [_column_kind(c, decimals_as) for c in columns]
-        self.active = [(j, _COLUMN[k]) for j, k in enumerate(self.kinds) if k is not None]
-        self.shape = shape
-        self.csv_nulls = csv_nulls
-        self.float_keys = [(j if shape == "arrays" else self.names[j]) for j, k in enumerate(self.kinds) if k == "float"]
-        self._fast = self._compile() if columns else None
-
-    def _compile(self):
-        n = len(self.columns)
-        vs = [f"v{j}" for j in range(n)]
-        exprs = [(_SCALAR[k].format(v=v) if k else v) for v, k in zip(vs, self.kinds)]
-        if self.shape == "arrays":
-            if not self.active:
-                return None
-            item = "[" + ", ".join(exprs) + "]"
-        else:
-            item = "{" + ", ".join(f"{name!r}: {e}" for name, e in zip(self.names, exprs)) + "}"
-        target = ", ".join(vs) + ("," if n == 1 else "")
-        code = f"def convert(rows):\n    return [{item} for {target} in rows]\n"
-        env = {"_bool": _BOOL.get, "_loads": json.loads}
-        exec(compile(code, "<sql-row-converter>", "exec"), env)       # noqa: S102 - built from our own templates
-        return env["convert"]
-
-    def __call__(self, rows: list) -> list:
-        if not rows:
-            return []
-        if self._fast is not None and not self.csv_nulls:
-            try:
-                out = self._fast(rows)
-                for key in self.float_keys:                 # NaN/Infinity must stay text (JSON has none)
-                    if not math.isfinite(sum(map(operator.itemgetter(key), out))):
-                        raise ValueError
-                return out
-            except (TypeError, ValueError, AttributeError):
-                pass
-        return self._slow(rows)
-
-    def _slow(self, rows: list) -> list:
-        """Null-safe conversion of a chunk, in place, column by column; objects or arrays."""
-        n = len(self.columns)
-        if not isinstance(rows[0], list) or len(rows[0]) != n or len(rows[-1]) != n:
-            rows = [(list(r) + [None] * n)[:n] for r in rows]        # defensive: tuples or ragged rows
-        if self.csv_nulls:
-            rows = [[None if v == "null" else v for v in r] for r in rows]
-        for j, conv in self.active:
-            for r, v in zip(rows, conv([r[j] for r in rows])):
-                r[j] = v
-        if self.shape == "arrays":
-            return rows
-        names = self.names
-        return [dict(zip(names, r)) for r in rows]
-
-
-def _unique_names(names):
-    seen, out = {}, []
-    for n in names:
-        if n in seen:
-            seen[n] += 1
-            n2 = f"{n}_{seen[n]}"
-            while n2 in seen:
-                seen[n] += 1
-                n2 = f"{n}_{seen[n]}"
-            seen[n2] = 1
-            out.append(n2)
-        else:
-            seen[n] = 1
-            out.append(n)
-    return out
-
-
-_GC_LOCK = threading.Lock()
-_GC_PAUSES = 0
-_GC_WAS_ENABLED = False
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Large results allocate millions of small lists; the cyclic collector would rescan them all
-    again and again (half of the conversion time). They hold no cycles, so it is paused while a
-    result is assembled; reference counting still frees memory. The pause is counted across
-    threads: the collector comes back when the last concurrent result is done, and only if it
-    was on before the first one started."""
-    global _GC_PAUSES, _GC_WAS_ENABLED
-    with _GC_LOCK:
-        if _GC_PAUSES == 0:
-            _GC_WAS_ENABLED = gc.isenabled()
-            gc.disable()
-        _GC_PAUSES += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_PAUSES -= 1
-            if _GC_PAUSES == 0 and _GC_WAS_ENABLED:
-                gc.enable()
-
-
-# --------------------------------------------------------------------------- chunks
-
-class ChunkSource:
-    """Fetches the raw bytes of result chunks (INLINE chunk endpoint or external links) and
-    parses them into text rows."""
-
-    def __init__(self, session, statement_id: str, manifest: dict, first: dict | None):
-        self.session = session
-        self.sid = statement_id
-        self.manifest = manifest or {}
-        self.format = self.manifest.get("format") or "JSON_ARRAY"
-        self.first = first or {}
-        # True/False once known from the first chunk; None (unknown) makes fetch parse each answer.
-        self.links = ("external_links" in self.first) if self._has_data(self.first) else (
-            True if self.format != "JSON_ARRAY" else None)
-
-    # -- which chunks
-    def indexes(self, max_rows: int | None = None) -> list:
-        chunks = self.manifest.get("chunks") or []
-        total = self.manifest.get("total_chunk_count")
-        if total is None:
-            total = len(chunks) if chunks else (1 if self.first else 0)
-        out = []
-        offsets = {c.get("chunk_index", i): c.get("row_offset") for i, c in enumerate(chunks)}
-        for i in range(total):
-            off = offsets.get(i)
-            if max_rows is not None and off is not None and off >= max_rows:
-                break
-            out.append(i)
-        return out
-
-    # -- fetching (worker threads)
-    def fetch(self, i: int):
-        """(kind, data, i): ('rows', text rows), ('json', bytes of an INLINE chunk document) or
-        ('links', [downloaded bytes, ...])."""
-        first = self.first
-        if i == 0 and first.get("chunk_index", 0) == 0 and self._has_data(first):
-            if "data_array" in first:
-                return ("rows", first.pop("data_array"), i)        # handed over: not kept alive twice
-            return ("links", [self._download(i, link) for link in first.get("external_links") or []], i)
-        path = _path(self.sid, f"/result/chunks/{i}")
-        if self.links is False:
-            return ("json", self.session.response("GET", path).content, i)
-        meta = self.session.get(path)
-        if "data_array" in meta or "external_links" not in meta:
-            return ("rows", meta.get("data_array") or [], i)
-        return ("links", [self._download(i, link) for link in meta.get("external_links") or []], i)
-
-    @staticmethod
-    def _has_data(meta) -> bool:
-        return "data_array" in meta or "external_links" in meta or meta.get("row_count") is not None
-
-    def _download(self, i: int, link: dict, attempts: int = 3) -> bytes:
-        for attempt in range(attempts):
-            response = self.session.storage_get(link["external_link"], headers=link.get("http_headers") or None)
-            if response.status_code == 200:
-                return response.content
-            text = response.text[:500] if response.content else ""
-            low = text.lower()
-            expired = response.status_code in (400, 403) and (
-                "expired" in low or "not valid in the specified time frame" in low or _past(link.get("expiration")))
-            if expired and attempt + 1 < attempts:
-                self.session.progress(f"SQL statement {self.sid}: link of chunk {i} expired; asking for a fresh one")
-                fresh = self.session.get(_path(self.sid, f"/result/chunks/{i}"))
-                links = fresh.get("external_links") or []
-                match = [l for l in links if l.get("chunk_index", i) == link.get("chunk_index", i)] or links
-                if not match:
-                    break
-                link = match[0]
-                continue
-            code = _xml_field(text, "Code")
-            message = _xml_field(text, "Message") or (text.strip().splitlines()[0][:200] if text.strip() else "")
-            kind = "permission_denied" if response.status_code == 403 else (
-                "not_found" if response.status_code == 404 else "server_error" if response.status_code >= 500 else "bad_request")
-            raise ConnectorError(kind, f"Downloading result chunk {i} of SQL statement {self.sid} from cloud storage failed: "
-                                 f"HTTP {response.status_code}" + (f" {code}" if code else "") + (f": {message}" if message else ""),
-                                 status=response.status_code, error_code=code,
-                                 hint="The workspace's cloud storage refused the presigned link; check network rules "
-                                      "(firewalls, private links) to the storage account, then run the step again.")
-        raise ConnectorError("server_error", f"Result chunk {i} of SQL statement {self.sid}: the link kept expiring",
-                             hint="Run the step again; if it persists, the clock of this machine may be wrong.")
-
-    # -- parsing (caller's thread)
-    def rows(self, fetched) -> list:
-        kind, data, index = fetched
-        if kind == "rows":
-            return data or []
-        if kind == "json":
-            return json.loads(data).get("data_array") or []
-        out = []
-        for blob in data:
-            out.extend(self._parse_external(blob, index))
-        return out
-
-    def _parse_external(self, blob: bytes, index: int) -> list:
-        if self.format == "CSV":
-            rows = list(csv.reader(io.StringIO(blob.decode("utf-8"))))
-            return rows[1:] if index == 0 and rows else rows    # the header row is in the first chunk only
-        if self.format == "ARROW_STREAM":
-            return _arrow_rows(blob)
-        return json.loads(blob) if blob else []
-
-
-def _arrow_rows(blob: bytes) -> list:
-    """Arrow IPC stream -> rows of text values like JSON_ARRAY's, so one converter serves both."""
-    import base64
-    import datetime as dt
-    import decimal
-
-    import pyarrow.ipc
-
-    table = pyarrow.ipc.open_stream(blob).read_all()
-
-    def text(v):
-        if v is None or isinstance(v, str):
-            return v
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, decimal.Decimal):
-            return format(v, "f")
-        if isinstance(v, dt.datetime):
-            if v.tzinfo is not None:
-                v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            return v.isoformat(timespec="milliseconds") + "Z"
-        if isinstance(v, dt.date):
-            return v.isoformat()
-        if isinstance(v, bytes):
-            return base64.b64encode(v).decode()
-        if isinstance(v, (list, dict)):
-            return json.dumps(v, default=str)
-        return repr(v) if isinstance(v, float) else str(v)
-
-    cols = [[text(v) for v in col.to_pylist()] for col in table.columns]
-    return [list(r) for r in zip(*cols)] if cols else []
-
-
-def _xml_field(text: str, name: str) -> str | None:
-    m = re.search(rf"<{name}>(.*?)</{name}>", text or "", re.S)
-    return m.group(1).strip() if m else None
-
-
-def _past(expiration) -> bool:
-    if not expiration:
-        return False
-    import datetime as dt
-
-    try:
-        when = dt.datetime.fromisoformat(str(expiration).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when <= dt.datetime.now(dt.timezone.utc)
-
-
-def iter_chunks(source: ChunkSource, indexes: list, workers: int = MAX_WORKERS):
-    """Yield (index, text rows) in order; at most ``workers`` chunks are in flight at once."""
-    if not indexes:
-        return
-    if len(indexes) == 1:
-        yield indexes[0], source.rows(source.fetch(indexes[0]))
-        return
-    # Nothing here keeps a chunk alive once it is handed over (the generator's frame would hold
-    # the previous chunk while the next one is parsed), so at most one parsed chunk exists.
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(indexes)), thread_name_prefix="sql-chunks")
-    pending = collections.deque()
-    it = iter(indexes)
-    try:
-        for i in it:
-            pending.append((i, pool.submit(source.fetch, i)))
-            if len(pending) >= workers:
-                break
-        while pending:
-            i, fut = pending.popleft()
-            box = [fut.result()]
-            del fut
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(source.fetch, nxt)))
-            yield i, source.rows(box.pop())
-    finally:
-        for _, fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- waiting
@@ -563,28 +175,48 @@ def _submit(session, body: dict, deadline: float) -> dict:
 
 # --------------------------------------------------------------------------- actions
 
-def execute_sql_statement(session, inputs):
-    started = time.monotonic()
-    deadline = started + float(inputs["timeout_seconds"])
-    fmt = inputs.get("format") or "JSON_ARRAY"
+def _wire_format(inputs) -> str:
+    """The result format asked of Databricks: Format, except that an Arrow or Parquet file is
+    always fetched as ARROW_STREAM (its batches are written as they are)."""
+    path = inputs.get("output_path")
+    if path and results.file_format(path, inputs.get("output_format")) in results.ARROW_FILE_FORMATS:
+        return "ARROW_STREAM"
+    return inputs.get("format") or "JSON_ARRAY"
+
+
+def check_execute_sql_statement(inputs) -> list:
+    """Every input Execute SQL could refuse that its schema cannot say (the manifest's ``check``:
+    the runner runs it with the schema, before any request)."""
+    fmt = _wire_format(inputs)
     disposition = inputs.get("disposition") or "auto"
     output_path = inputs.get("output_path")
     problems = []
-    if fmt == "ARROW_STREAM" and not _have_pyarrow():
-        problems.append({"key": "format", "label": "Format", "reason": "ARROW_STREAM needs the optional pyarrow package "
-                         "(pip install 'databricks-connector[arrow]'); choose JSON_ARRAY or CSV"})
+    if fmt == "ARROW_STREAM" and not results.have_pyarrow():
+        key, label = ("format", "Format") if (inputs.get("format") == "ARROW_STREAM") else ("output_path", "Output File")
+        problems.append({"key": key, "label": label, "reason": "ARROW_STREAM (and Arrow or Parquet files) need the "
+                         "optional pyarrow package (pip install 'databricks-connector[arrow]'); choose JSON_ARRAY or CSV"})
     if fmt != "JSON_ARRAY" and disposition == "INLINE":
         problems.append({"key": "disposition", "label": "Disposition", "reason": f"INLINE results are JSON_ARRAY only; "
                          f"{fmt} needs EXTERNAL_LINKS (or auto)"})
-    if output_path and not inputs.get("wait_for_result", True):
-        problems.append({"key": "output_path", "label": "Output File", "reason": "needs Wait for Result: a file can only "
-                         "be written once the result exists"})
+    if output_path is not None:
+        if not inputs.get("wait_for_result", True):
+            problems.append({"key": "output_path", "label": "Output File", "reason": "needs Wait for Result: a file can "
+                             "only be written once the result exists"})
+        else:
+            problems.extend(results.check_file(output_path, key="output_path", label="Output File"))
     try:
-        params = _parameters(inputs.get("parameters"))
+        _parameters(inputs.get("parameters"))
     except InputError as exc:
         problems.extend(exc.problems)
-    if problems:
-        raise InputError(problems)
+    return problems
+
+
+def execute_sql_statement(session, inputs):
+    started = time.monotonic()
+    deadline = started + float(inputs["timeout_seconds"])
+    fmt = _wire_format(inputs)
+    disposition = inputs.get("disposition") or "auto"
+    params = _parameters(inputs.get("parameters"))
     links = disposition == "EXTERNAL_LINKS" or fmt != "JSON_ARRAY"
     body = {"warehouse_id": inputs["warehouse_id"], "statement": inputs["statement"],
             "disposition": "EXTERNAL_LINKS" if links else "INLINE", "format": fmt}
@@ -618,98 +250,13 @@ def execute_sql_statement(session, inputs):
     return _collect(session, doc, inputs)
 
 
-def _columns(manifest: dict) -> list:
-    return ((manifest or {}).get("schema") or {}).get("columns") or []
-
-
 def _collect(session, doc: dict, inputs: dict) -> dict:
-    sid = doc["statement_id"]
-    manifest = doc.get("manifest") or {}
-    columns = _columns(manifest)
-    max_rows = inputs.get("max_rows")
-    source = ChunkSource(session, sid, manifest, doc.get("result"))
-    indexes = source.indexes(max_rows)
-    total_rows = manifest.get("total_row_count")
-    out = {"statement_id": sid, "status": _status(doc),
-           "columns": [{"name": c.get("name"), "type_name": c.get("type_name"), "type_text": c.get("type_text")}
-                       for c in columns]}
-    output_path = inputs.get("output_path")
-    if output_path:
-        # (the collector stays on here: only one chunk is alive at a time, and cyclic garbage of
-        # finished downloads must not pile up while a large result streams through)
-        count, size = _write_file(source, indexes, columns, inputs, output_path, max_rows)
-        out.update(row_count=count)
-    else:
-        convert = Converter(columns, shape=inputs.get("result_shape") or "objects",
-                            decimals_as=inputs.get("decimals_as") or "string", csv_nulls=source.format == "CSV")
-        rows = []
-        with _gc_paused():
-            for _, chunk in iter_chunks(source, indexes):
-                if max_rows is not None and len(rows) + len(chunk) > max_rows:
-                    chunk = chunk[:max_rows - len(rows)]
-                rows.extend(convert(chunk))
-                if max_rows is not None and len(rows) >= max_rows:
-                    break
-        out.update(rows=rows, row_count=len(rows))
-    produced = total_rows if total_rows is not None else out["row_count"]
-    out["truncated"] = bool(manifest.get("truncated")) or out["row_count"] < produced
-    out["manifest"] = {"total_row_count": total_rows, "total_chunk_count": manifest.get("total_chunk_count"),
-                       "truncated": bool(manifest.get("truncated")), "format": manifest.get("format")}
-    if manifest.get("total_byte_count") is not None:
-        out["manifest"]["total_byte_count"] = manifest["total_byte_count"]
-    if output_path:
-        out.update(output_path=os.path.abspath(output_path), output_format=inputs.get("output_format") or "jsonl",
-                   bytes_written=size)
+    out = {"statement_id": doc["statement_id"], "status": _status(doc)}
+    out.update(results.statement_result(
+        session, doc, max_rows=inputs.get("max_rows"), shape=inputs.get("result_shape") or "objects",
+        decimals_as=inputs.get("decimals_as") or "string", output_path=inputs.get("output_path"),
+        output_format=inputs.get("output_format")))
     return out
-
-
-def _write_file(source, indexes, columns, inputs, path, max_rows):
-    """Stream every chunk to ``path`` (JSON Lines or CSV); written to a temporary file in the same
-    folder and moved into place at the end, so a failure leaves no half-written file."""
-    fmt = inputs.get("output_format") or "jsonl"
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise InputError([{"key": "output_path", "label": "Output File", "reason": f"the folder {folder} does not exist"}])
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".sql-result-", dir=folder)
-    except OSError as exc:
-        raise InputError([{"key": "output_path", "label": "Output File", "reason": f"cannot write in {folder}: {exc.strerror}"}]) from None
-    count = 0
-    csv_nulls = source.format == "CSV"
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            if fmt == "csv":
-                writer = csv.writer(fh, lineterminator="\n")
-                writer.writerow([c.get("name") for c in columns])
-            else:
-                convert = Converter(columns, shape=inputs.get("result_shape") or "objects",
-                                    decimals_as=inputs.get("decimals_as") or "string", csv_nulls=csv_nulls)
-                encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            for _, chunk in iter_chunks(source, indexes, workers=FILE_WORKERS):
-                if max_rows is not None and count + len(chunk) > max_rows:
-                    chunk = chunk[:max_rows - count]
-                if fmt == "csv":
-                    # Databricks' own text of each value (true/false, ISO dates); NULL is an empty field.
-                    if csv_nulls:
-                        chunk = [[None if v == "null" else v for v in r] for r in chunk]
-                    writer.writerows(chunk)
-                else:
-                    for k in range(0, len(chunk), 2048):         # bounded intermediate objects
-                        fh.write("\n".join(map(encode, convert(chunk[k:k + 2048]))))
-                        fh.write("\n")
-                count += len(chunk)
-                del chunk
-                if max_rows is not None and count >= max_rows:
-                    break
-        size = os.path.getsize(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return count, size
 
 
 def get_statement(session, inputs):
@@ -718,23 +265,9 @@ def get_statement(session, inputs):
     out = {"statement_id": doc.get("statement_id", sid), "status": _status(doc)}
     if _state(doc) != "SUCCEEDED":
         return out
-    manifest = doc.get("manifest") or {}
-    columns = _columns(manifest)
-    source = ChunkSource(session, sid, manifest, doc.get("result"))
-    convert = Converter(columns, shape=inputs.get("result_shape") or "objects",
-                        decimals_as=inputs.get("decimals_as") or "string", csv_nulls=source.format == "CSV")
-    first = doc.get("result") or {}
-    rows = convert(source.rows(source.fetch(0))) if source.indexes() else []
-    out.update(columns=[{"name": c.get("name"), "type_name": c.get("type_name"), "type_text": c.get("type_text")}
-                        for c in columns],
-               rows=rows, row_count=len(rows),
-               manifest={"total_row_count": manifest.get("total_row_count"),
-                         "total_chunk_count": manifest.get("total_chunk_count"),
-                         "truncated": bool(manifest.get("truncated")), "format": manifest.get("format")})
-    nxt = first.get("next_chunk_index")
-    if nxt is None and (manifest.get("total_chunk_count") or 0) > 1:
-        nxt = 1
-    out["next_chunk_index"] = nxt
+    doc.setdefault("statement_id", sid)
+    out.update(results.first_chunk(session, doc, shape=inputs.get("result_shape") or "objects",
+                                   decimals_as=inputs.get("decimals_as") or "string"))
     return out
 
 
@@ -753,20 +286,8 @@ def get_statement_result_chunk(session, inputs):
     if total is not None and index >= total:
         raise InputError([{"key": "chunk_index", "label": "Chunk Index",
                            "reason": f"is {index}, but the result has {total} chunk(s) (0 to {max(0, total - 1)})"}])
-    columns = _columns(manifest)
-    source = ChunkSource(session, sid, manifest, None)
-    meta = session.get(_path(sid, f"/result/chunks/{index}"))
-    if "external_links" in meta:
-        raw = source.rows(("links", [source._download(index, link) for link in meta.get("external_links") or []], index))
-    else:
-        raw = meta.get("data_array") or []
-    convert = Converter(columns, shape=inputs.get("result_shape") or "objects",
-                        decimals_as=inputs.get("decimals_as") or "string", csv_nulls=source.format == "CSV")
-    rows = convert(raw)
-    return {"statement_id": sid, "chunk_index": meta.get("chunk_index", index), "row_offset": meta.get("row_offset"),
-            "row_count": len(rows), "columns": [{"name": c.get("name"), "type_name": c.get("type_name"),
-                                                 "type_text": c.get("type_text")} for c in columns],
-            "rows": rows, "next_chunk_index": meta.get("next_chunk_index")}
+    return results.one_chunk(session, sid, manifest, index, shape=inputs.get("result_shape") or "objects",
+                             decimals_as=inputs.get("decimals_as") or "string")
 
 
 def cancel_statement(session, inputs):

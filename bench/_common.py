@@ -45,6 +45,9 @@ def child_env(pythonpath: str | None, cache_dir: str | None = None) -> dict:
     machine (DATABRICKS_* variables, ~/.databrickscfg), the same PYTHONPATH for every variant."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "PYTHON"))}
     env["DATABRICKS_CONFIG_FILE"] = os.devnull
+    # Plain HTTP on loopback, as every figure before the emulator spoke TLS: a handshake costs every
+    # client the same, so the ratios are the connector's own cost.
+    env["DATABRICKS_EMULATOR_TLS"] = "0"
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     if cache_dir:

@@ -194,91 +194,296 @@ def compile_schema(action: dict) -> dict:
 
 _VALIDATORS: dict[str, object] = {}
 _PLANS: dict[str, object] = {}
-_SIMPLE = {"type", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "title", "description",
-           "default", "examples", "writeOnly", "x-secret", "x-picker",
-           # form hints: annotations that validate nothing
-           "x-picker-inputs", "x-widget", "x-advanced", "x-show-if"}
-# top-level keywords the fast path decides (allOf only as compiled from exclusive / one_of_required rules)
-_TOP_SIMPLE = {"$schema", "title", "type", "properties", "additionalProperties", "required", "allOf", "x-runtime-checks"}
-_SIMPLE_RULE = {"exclusive", "one_of_required", "input", "message"}
 
 
-def _enum_labels(prop: dict) -> bool:
-    """A oneOf of {const, title} that lists exactly the enum's values: labels, no further constraint."""
-    one_of, enum = prop.get("oneOf"), prop.get("enum")
-    return (isinstance(one_of, list) and isinstance(enum, list) and len(one_of) == len(enum)
-            and all(isinstance(b, dict) and set(b) <= {"const", "title"} and "const" in b for b in one_of)
-            and [b["const"] for b in one_of] == enum)
+# --------------------------------------------------------------------------- the fast check
+#
+# Importing jsonschema costs about 50 ms, a third of a cold run, and validating with it a few
+# hundred microseconds per call. Valid inputs (the common case) are decided by a predicate
+# compiled once per action from the same JSON Schema. It implements the keywords below exactly as
+# jsonschema's Draft 2020-12 validator does (tests/test_inputs.py proves both agree on every
+# action and on random schemas); a schema with any other keyword (``$ref``, ``format``,
+# ``multipleOf``, ``patternProperties``, ``uniqueItems``, ``unevaluated*``, ...) is left to
+# jsonschema, so correctness never depends on this coverage. Invalid inputs always go to
+# jsonschema, which writes the error messages.
+
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "writeOnly", "readOnly", "deprecated",
+                          "$comment", "$schema", "$defs", "contentMediaType", "contentEncoding", "contentSchema"})
 _TYPES = {"string": lambda v: isinstance(v, str),
           "boolean": lambda v: isinstance(v, bool),
           "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "object": lambda v: isinstance(v, dict),
-          "array": lambda v: isinstance(v, list)}
+          "array": lambda v: isinstance(v, list),
+          "null": lambda v: v is None}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _equal(one, two) -> bool:
+    """jsonschema's equality: booleans are not numbers, 1 == 1.0, containers compared deeply."""
+    if one is two:
+        return True
+    if isinstance(one, str) or isinstance(two, str):
+        return one == two
+    if isinstance(one, (list, tuple)) and isinstance(two, (list, tuple)):
+        return len(one) == len(two) and all(_equal(a, b) for a, b in zip(one, two))
+    if isinstance(one, dict) and isinstance(two, dict):
+        return len(one) == len(two) and all(k in two and _equal(v, two[k]) for k, v in one.items())
+    if isinstance(one, bool) or isinstance(two, bool):
+        return type(one) is type(two) and one == two
+    return one == two
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _always(v):
+    return True
+
+
+def _never(v):
+    return False
+
+
+def _compile(schema):
+    """A predicate equal to ``Draft202012Validator(schema).is_valid``; raises _Unsupported."""
+    if schema is True:
+        return _always
+    if schema is False:
+        return _never
+    if not isinstance(schema, dict):
+        raise _Unsupported
+    checks = []
+    for key, val in schema.items():
+        if key in _ANNOTATIONS or (key.startswith("x-") and key not in _KEYWORDS) or key in ("then", "else"):
+            continue                                 # then/else belong to "if"
+        build = _KEYWORDS.get(key)
+        if build is None:
+            raise _Unsupported(key)
+        check = build(val, schema)
+        if check is not None:
+            checks.append(check)
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    checks = tuple(checks)
+
+    def every(v):
+        for c in checks:
+            if not c(v):
+                return False
+        return True
+    return every
+
+
+def _kw_type(val, schema):
+    names = val if isinstance(val, list) else [val]
+    if not names or not all(isinstance(n, str) and n in _TYPES for n in names):
+        raise _Unsupported("type")
+    tests = tuple(_TYPES[n] for n in names)
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: any(t(v) for t in tests)
+
+
+def _kw_enum(val, schema):
+    if not isinstance(val, list):
+        raise _Unsupported("enum")
+    if val and all(isinstance(e, str) for e in val):
+        choices = frozenset(val)
+        return lambda v: isinstance(v, str) and v in choices
+    return lambda v: any(_equal(e, v) for e in val)
+
+
+def _kw_const(val, schema):
+    return lambda v: _equal(v, val)
+
+
+def _number_bound(op):
+    def build(val, schema):
+        if not _is_number(val):
+            raise _Unsupported
+        return lambda v: not _is_number(v) or op(v, val)
+    return build
+
+
+def _length_bound(kind, op):
+    def build(val, schema):
+        if not isinstance(val, int) or isinstance(val, bool):
+            raise _Unsupported
+        return lambda v: not isinstance(v, kind) or op(len(v), val)
+    return build
+
+
+def _kw_pattern(val, schema):
+    if not isinstance(val, str):
+        raise _Unsupported("pattern")
+    try:
+        search = re.compile(val).search
+    except re.error:
+        raise _Unsupported("pattern") from None
+    return lambda v: not isinstance(v, str) or search(v) is not None
+
+
+def _kw_items(val, schema):
+    if "prefixItems" in schema:
+        raise _Unsupported("prefixItems")
+    sub = _compile(val)
+    return lambda v: not isinstance(v, list) or all(sub(x) for x in v)
+
+
+def _kw_unique_items(val, schema):
+    if val is False:
+        return None
+    raise _Unsupported("uniqueItems")
+
+
+def _kw_properties(val, schema):
+    if not isinstance(val, dict):
+        raise _Unsupported("properties")
+    subs = tuple((k, _compile(sub)) for k, sub in val.items())
+
+    def check(v):
+        if not isinstance(v, dict):
+            return True
+        for k, sub in subs:
+            if k in v and not sub(v[k]):
+                return False
+        return True
+    return check
+
+
+def _kw_additional(val, schema):
+    if "patternProperties" in schema:
+        raise _Unsupported("patternProperties")
+    known = frozenset(schema.get("properties") or ())
+    if val is False:
+        return lambda v: not isinstance(v, dict) or all(k in known for k in v)
+    sub = _compile(val)
+    if sub is _always:
+        return None
+    return lambda v: not isinstance(v, dict) or all(sub(x) for k, x in v.items() if k not in known)
+
+
+def _kw_required(val, schema):
+    if not isinstance(val, list):
+        raise _Unsupported("required")
+    keys = tuple(val)
+    return lambda v: not isinstance(v, dict) or all(k in v for k in keys)
+
+
+def _kw_dependent_required(val, schema):
+    if not isinstance(val, dict) or not all(isinstance(d, list) for d in val.values()):
+        raise _Unsupported("dependentRequired")
+    rules = tuple((k, tuple(d)) for k, d in val.items())
+    return lambda v: not isinstance(v, dict) or all(k not in v or all(d in v for d in ds) for k, ds in rules)
+
+
+def _kw_dependent_schemas(val, schema):
+    if not isinstance(val, dict):
+        raise _Unsupported("dependentSchemas")
+    rules = tuple((k, _compile(sub)) for k, sub in val.items())
+    return lambda v: not isinstance(v, dict) or all(k not in v or sub(v) for k, sub in rules)
+
+
+def _kw_property_names(val, schema):
+    sub = _compile(val)
+    return lambda v: not isinstance(v, dict) or all(sub(k) for k in v)
+
+
+def _subs(val, name):
+    if not isinstance(val, list) or not val:
+        raise _Unsupported(name)
+    return tuple(_compile(s) for s in val)
+
+
+def _kw_all_of(val, schema):
+    subs = _subs(val, "allOf")
+    return lambda v: all(s(v) for s in subs)
+
+
+def _kw_any_of(val, schema):
+    subs = _subs(val, "anyOf")
+    return lambda v: any(s(v) for s in subs)
+
+
+def _kw_one_of(val, schema):
+    subs = _subs(val, "oneOf")
+    return lambda v: sum(1 for s in subs if s(v)) == 1
+
+
+def _kw_not(val, schema):
+    sub = _compile(val)
+    return lambda v: not sub(v)
+
+
+def _kw_if(val, schema):
+    cond = _compile(val)
+    then = _compile(schema["then"]) if "then" in schema else _always
+    other = _compile(schema["else"]) if "else" in schema else _always
+    return lambda v: then(v) if cond(v) else other(v)
+
+
+def _kw_greater(val, schema):
+    """``x-greater-than`` ({a: b}): when both inputs are numbers, a must be greater than b - the one
+    extension keyword of the input schemas, enforced as ``validator_class()`` enforces it."""
+    if not isinstance(val, dict):
+        raise _Unsupported("x-greater-than")
+    pairs = tuple(val.items())
+
+    def greater(v):
+        if not isinstance(v, dict):
+            return True
+        for a, b in pairs:
+            x, y = v.get(a), v.get(b)
+            if _is_number(x) and _is_number(y) and not x > y:
+                return False
+        return True
+    return greater
+
+
+_KEYWORDS = {
+    "x-greater-than": _kw_greater,
+    "type": _kw_type, "enum": _kw_enum, "const": _kw_const,
+    "minimum": _number_bound(lambda v, b: v >= b), "maximum": _number_bound(lambda v, b: v <= b),
+    "exclusiveMinimum": _number_bound(lambda v, b: v > b), "exclusiveMaximum": _number_bound(lambda v, b: v < b),
+    "minLength": _length_bound(str, lambda n, b: n >= b), "maxLength": _length_bound(str, lambda n, b: n <= b),
+    "pattern": _kw_pattern,
+    "items": _kw_items, "minItems": _length_bound(list, lambda n, b: n >= b),
+    "maxItems": _length_bound(list, lambda n, b: n <= b), "uniqueItems": _kw_unique_items,
+    "properties": _kw_properties, "additionalProperties": _kw_additional, "required": _kw_required,
+    "dependentRequired": _kw_dependent_required, "dependentSchemas": _kw_dependent_schemas,
+    "propertyNames": _kw_property_names,
+    "minProperties": _length_bound(dict, lambda n, b: n >= b), "maxProperties": _length_bound(dict, lambda n, b: n <= b),
+    "allOf": _kw_all_of, "anyOf": _kw_any_of, "oneOf": _kw_one_of, "not": _kw_not, "if": _kw_if,
+}
+
+
+def compile_check(schema):
+    """The fast predicate of a JSON Schema, or None when jsonschema must decide."""
+    try:
+        return _compile(schema)
+    except (_Unsupported, RecursionError):
+        return None
 
 
 def _plan(action: dict):
-    """A precomputed check for inputs whose schema uses only the vocabulary's simple keywords,
-    or False when jsonschema must decide. Importing jsonschema costs about 50 ms, a third of a
-    cold run, so the common case is decided here; tests prove both agree on every action."""
+    """The action's compiled check (built once per process), or False when jsonschema decides."""
     plan = _PLANS.get(action["key"])
     if plan is None:
-        schema = compile_schema(action)
-        props = []
-        if set(schema) - _TOP_SIMPLE or any(set(r) - _SIMPLE_RULE for r in action.get("rules", [])):
-            _PLANS[action["key"]] = False
-            return False
-        for key, prop in schema["properties"].items():
-            extra = set(prop) - _SIMPLE
-            if "oneOf" in extra and _enum_labels(prop):
-                extra.discard("oneOf")
-            if extra == {"additionalProperties"} and prop.get("additionalProperties") == {"type": "string"}:
-                extra = set()
-                prop = {**prop, "_values_are_strings": True}
-            types = prop.get("type")
-            if extra or not all(t in _TYPES for t in (types if isinstance(types, list) else [types] if types else [])):
-                plan = False
-                break
-            props.append((key, prop))
-        else:
-            plan = (props, schema.get("required", []), action.get("rules", []))
+        plan = compile_check(compile_schema(action)) or False
         _PLANS[action["key"]] = plan
     return plan
 
 
 def _fast_valid(action: dict, values: dict) -> bool:
     plan = _plan(action)
-    if plan is False:
-        return False
-    props, required, rules = plan
-    for key in required:
-        if key not in values:
-            return False
-    for rule in rules:
-        if "exclusive" in rule and sum(k in values for k in rule["exclusive"]) > 1:
-            return False
-        if "one_of_required" in rule and not any(k in values for k in rule["one_of_required"]):
-            return False
-    for key, prop in props:
-        if key not in values:
-            continue
-        v = values[key]
-        t = prop.get("type")
-        if t is not None and not (any(_TYPES[x](v) for x in t) if isinstance(t, list) else _TYPES[t](v)):
-            return False
-        if "enum" in prop and not any(v == e and type(v) is type(e) or (isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(e, (int, float)) and not isinstance(e, bool) and v == e) for e in prop["enum"]):
-            return False
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if "minimum" in prop and v < prop["minimum"] or "maximum" in prop and v > prop["maximum"]:
-                return False
-        if isinstance(v, str):
-            if "minLength" in prop and len(v) < prop["minLength"] or "maxLength" in prop and len(v) > prop["maxLength"]:
-                return False
-            if "pattern" in prop and not re.search(prop["pattern"], v):
-                return False
-        if prop.get("_values_are_strings") and isinstance(v, dict) and not all(isinstance(x, str) for x in v.values()):
-            return False
-    return True
+    return plan is not False and plan(values)
 
 
 def validator(action: dict):
@@ -435,8 +640,12 @@ def _key_value(value):
     raise _Bad("must be an object or a list of key-value pairs")
 
 
-def resolve(action: dict, raw: dict | None) -> dict:
-    """Defaults, coercion and validation. Raises one InputError naming every bad input."""
+def resolve(action: dict, raw: dict | None, check=None) -> dict:
+    """Defaults, coercion and validation. Raises one InputError naming every bad input.
+
+    ``check(values) -> [problem]`` is the action's own check (the manifest's ``check``: what no
+    JSON Schema can say, such as whether an output file can be written), run on the values that
+    resolved, so its problems and the schema's come in the same error, before any request."""
     if raw is not None and not isinstance(raw, dict):
         raise InputError([{"key": "(inputs)", "label": "Inputs",
                            "reason": f"must be a JSON object of input keys to values, not {type(raw).__name__}"}])
@@ -463,13 +672,21 @@ def resolve(action: dict, raw: dict | None) -> dict:
     if problems:
         # Still validate what coerced, so every bad input is named in one error.
         problems += _schema_problems(action, values, by_key, skip={p["key"] for p in problems})
+        problems += _checked(check, values, {p["key"] for p in problems})
         raise InputError(problems)
-    if _fast_valid(action, values):
-        return values
-    problems = _schema_problems(action, values, by_key)
+    problems = [] if _fast_valid(action, values) else _schema_problems(action, values, by_key)
+    problems += _checked(check, values, {p["key"] for p in problems})
     if problems:
         raise InputError(problems)
     return values
+
+
+def _checked(check, values: dict, skip: set) -> list[dict]:
+    """The action's own check on the inputs that are not already known to be bad."""
+    if check is None:
+        return []
+    found = check({k: v for k, v in values.items() if k not in skip}) or []
+    return [p for p in found if p.get("key") not in skip]
 
 
 def _schema_problems(action, values, by_key, skip=frozenset()) -> list[dict]:
@@ -504,6 +721,14 @@ def _rule_problem(err, schema, by_key, values):
     if len(path) == 3 and path[2] == "oneOf" and not err.context and "x-message-many" in rule:
         message = rule["x-message-many"]          # several branches matched, not none
     return rule["x-input"], message
+
+
+def _enum_labels(prop: dict) -> bool:
+    """A oneOf of {const, title} that lists exactly the enum's values: labels, no further constraint."""
+    one_of, enum = prop.get("oneOf"), prop.get("enum")
+    return (isinstance(one_of, list) and isinstance(enum, list) and len(one_of) == len(enum)
+            and all(isinstance(b, dict) and set(b) <= {"const", "title"} and "const" in b for b in one_of)
+            and [b["const"] for b in one_of] == enum)
 
 
 def _describe(err, by_key):

@@ -270,7 +270,15 @@ class Connector:
                 continue
         if item is None:
             item = self.action(action)          # the unknown-action error, with the known keys
-        return _inputs.resolve(item, inputs)
+        return self._resolve(item, inputs)
+
+    def _resolve(self, item: dict, raw):
+        """An item's inputs resolved, with its own ``check`` (a function of its handler module)."""
+        check = None
+        if item.get("check"):
+            module_name, func_name = item["check"].rsplit(".", 1)
+            check = getattr(import_module(f"{__package__}.actions.{module_name}"), func_name)
+        return _inputs.resolve(item, raw, check)
 
     def poll(self, trigger: str, connection, inputs=None, state=None, **options) -> dict:
         """One poll of a trigger: ``{"events": [...], "state": {...}, "more": bool, "activated": bool}``.
@@ -283,7 +291,7 @@ class Connector:
         from .triggers import Poll
 
         item = self._lookup("triggers", trigger)
-        values = _inputs.resolve(item, inputs)
+        values = self._resolve(item, inputs)
         if connection is None:
             raise ConnectorError("configuration", "No connection was given",
                                  hint="Pass a connection, or set DATABRICKS_HOST and DATABRICKS_TOKEN.")
@@ -309,7 +317,7 @@ class Connector:
     def _call(self, item: dict, connection, raw_inputs, options, *, progress=None, budget=None, resume=None):
         from .steps import Step, progress_sink
 
-        values = _inputs.resolve(item, raw_inputs)
+        values = self._resolve(item, raw_inputs)
         sink = progress_sink(progress)
         if connection is None:
             raise ConnectorError("configuration", "No connection was given",
@@ -408,7 +416,7 @@ CONVENTIONS = {
 
 
 def _spec_item(section: str, item: dict, definitions: dict) -> dict:
-    out = {k: v for k, v in item.items() if k not in ("handler", "output", "event")}
+    out = {k: v for k, v in item.items() if k not in ("handler", "check", "output", "event")}
     out["inputs"] = [{**i, "secret": _inputs.is_secret(i)} for i in item["inputs"]]
     out["input_schema"] = _inputs.compile_schema(item)
     if section == "triggers":

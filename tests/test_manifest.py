@@ -116,8 +116,11 @@ def test_every_handler_exists(resolved):
 
     for section in ("actions", "pickers", "triggers"):
         for item in resolved[section]:
-            module, func = item["handler"].rsplit(".", 1)
-            assert callable(getattr(import_module(f"databricks_connector.actions.{module}"), func)), item["key"]
+            for role in ("handler", "check"):
+                if role in item:
+                    module, func = item[role].rsplit(".", 1)
+                    assert callable(getattr(import_module(f"databricks_connector.actions.{module}"), func)), \
+                        (item["key"], role)
 
 
 def test_compiled_schemas_are_valid_2020_12(resolved):
@@ -343,7 +346,15 @@ def test_cold_start_actions_keep_the_fast_input_check(resolved):
         assert _plan(by_key[key]) is not False, key
     assert _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "arrays", "decimals_as": "string"})
     assert not _fast_valid(by_key["get_statement"], {"statement_id": "s1", "result_shape": "tables"})
-    assert _plan(by_key["create_cluster"]) is False           # cross-field rules: jsonschema decides
+    # cross-field rules (oneOf, together, x-greater-than) stay on the fast path and still refuse
+    assert _plan(by_key["create_cluster"]) is not False
+    base = {"cluster_name": "c", "spark_version": "13.3.x-scala2.12", "node_type_id": "i3.xlarge"}
+    assert _fast_valid(by_key["create_cluster"], {**base, "num_workers": 2})
+    assert not _fast_valid(by_key["create_cluster"], {**base, "num_workers": 2, "autoscale_min_workers": 1,
+                                                      "autoscale_max_workers": 3})
+    assert not _fast_valid(by_key["create_cluster"], {**base, "autoscale_min_workers": 1})
+    assert _fast_valid(by_key["create_cluster"], {**base, "autoscale_min_workers": 1, "autoscale_max_workers": 3})
+    assert not _fast_valid(by_key["create_cluster"], {**base, "autoscale_min_workers": 5, "autoscale_max_workers": 3})
 
 
 def test_no_yaml_flow_mapping_was_split_on_a_comma(raw):

@@ -322,7 +322,7 @@ def test_output_file_jsonl_and_csv_hold_every_row(connector, conn, emulator, sql
     assert rows[0] == ["id", "label", "fifth"] and len(rows) == 5001
     assert rows[1] == ["0", "even", "true"] and rows[2] == ["1", "", "false"]
     assert [int(r[0]) for r in rows[1:]] == list(range(5000))
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".sql-result-")]     # no temporary file left
+    assert sorted(os.listdir(tmp_path)) == ["rows.csv", "rows.jsonl"]                # no part file left
 
 
 def test_output_file_needs_an_existing_folder(connector, pat, wid, tmp_path):
@@ -396,7 +396,7 @@ def test_emulator_wait_timeout_with_cancel(emulator, sql, wid):
 
 
 def test_converter_handles_nulls_non_finite_and_every_shape():
-    from databricks_connector.actions.statements import Converter
+    from databricks_connector.results import Converter
 
     cols = [{"name": "i", "type_name": "INT"}, {"name": "f", "type_name": "DOUBLE"}, {"name": "b", "type_name": "BOOLEAN"},
             {"name": "t", "type_name": "TIMESTAMP"}, {"name": "j", "type_name": "ARRAY"},
