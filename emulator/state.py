@@ -67,6 +67,9 @@ class Config:
                                        minimum=1)
     events_page_size: int = knob(50, "clusters/events: default page size (at most 500).", minimum=1)
     validate_spark_version: bool = knob(True, "Refuse a spark_version that is not in clusters/spark-versions.")
+    cluster_max_workers: int = knob(1000, "The most workers a cluster may ask for (num_workers, autoscale "
+                                    "max_workers); more is a 400 INVALID_PARAMETER_VALUE, as a workspace's size "
+                                    "limit refuses it.", minimum=0)
 
     # -- command execution (API 1.2)
     context_start_seconds: float = knob(0.3, "Execution context: Pending -> Running.", minimum=0)
