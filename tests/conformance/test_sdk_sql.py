@@ -1,0 +1,90 @@
+"""The official SDK drives SQL warehouses and the Statement Execution API on the emulator."""
+from datetime import timedelta
+
+import pytest
+from databricks.sdk.errors import NotFound
+from databricks.sdk.service import sql
+
+WAIT = timedelta(seconds=60)
+
+
+@pytest.fixture(scope="module")
+def warehouse(w):
+    listed = list(w.warehouses.list())
+    assert listed and all(wh.id and wh.name and wh.state for wh in listed)
+    return listed[0]
+
+
+def test_warehouse_stop_start_with_the_sdk_waiters(w, warehouse):
+    got = w.warehouses.get(warehouse.id)
+    assert (got.id, got.name) == (warehouse.id, warehouse.name)
+    assert got.odbc_params and got.odbc_params.path and got.jdbc_url
+    stopped = w.warehouses.stop(warehouse.id).result(timeout=WAIT)
+    assert stopped.state == sql.State.STOPPED
+    started = w.warehouses.start(warehouse.id).result(timeout=WAIT)
+    assert started.state == sql.State.RUNNING and started.health
+    with pytest.raises(NotFound):
+        w.warehouses.get("0123456789abcdef")
+    assert w.recorder.check() >= 4
+
+
+def test_statement_inline_wait_and_typed_result(w, warehouse):
+    res = w.statement_execution.execute_statement(
+        statement="SELECT 1 AS one, 'x' AS s, CAST(2.5 AS DOUBLE) AS d, :p AS p", warehouse_id=warehouse.id,
+        parameters=[sql.StatementParameterListItem(name="p", value="7", type="INT")], wait_timeout="10s")
+    assert res.status.state == sql.StatementState.SUCCEEDED
+    cols = res.manifest.schema.columns
+    assert [c.name for c in cols] == ["one", "s", "d", "p"]
+    assert cols[0].type_name == sql.ColumnInfoTypeName.INT and cols[2].type_name == sql.ColumnInfoTypeName.DOUBLE
+    assert res.result.data_array == [["1", "x", "2.5", "7"]]
+    assert res.manifest.format == sql.Format.JSON_ARRAY and res.manifest.total_row_count == 1
+    failed = w.statement_execution.execute_statement(statement="SELECT * FROM no_such_table",
+                                                     warehouse_id=warehouse.id, wait_timeout="10s")
+    assert failed.status.state == sql.StatementState.FAILED and failed.status.error.message
+    assert w.recorder.check() == 2
+
+
+@pytest.fixture
+def knobs(emu):
+    """emu.config.update for one test; the settings come back afterwards."""
+    before = emu.config.as_dict()
+    yield emu.config.update
+    emu.config.update(before)
+
+
+def test_statement_poll_and_chunks(w, knobs, warehouse):
+    knobs({"statement_chunk_max_rows": 40})
+    res = w.statement_execution.execute_statement(
+        statement="SELECT id, id * 2 AS twice FROM range(100) ORDER BY id", warehouse_id=warehouse.id,
+        wait_timeout="0s")
+    assert res.status.state in (sql.StatementState.PENDING, sql.StatementState.RUNNING, sql.StatementState.SUCCEEDED)
+    polls = 0
+    while res.status.state in (sql.StatementState.PENDING, sql.StatementState.RUNNING):
+        polls += 1
+        assert polls < 500
+        res = w.statement_execution.get_statement(res.statement_id)
+    assert res.status.state == sql.StatementState.SUCCEEDED
+    m = res.manifest
+    assert (m.total_row_count, m.total_chunk_count) == (100, 3)
+    assert [c.row_count for c in m.chunks] == [40, 40, 20]
+    rows = list(res.result.data_array)
+    chunk = res.result
+    while chunk.next_chunk_index is not None:
+        chunk = w.statement_execution.get_statement_result_chunk_n(res.statement_id, chunk.next_chunk_index)
+        assert chunk.chunk_index == len(rows) // 40
+        rows += chunk.data_array
+    assert rows == [[str(i), str(2 * i)] for i in range(100)]
+    assert w.recorder.check() >= 3
+
+
+def test_statement_cancel(w, warehouse):
+    res = w.statement_execution.execute_statement(statement="SELECT sleep(30) AS slept",
+                                                  warehouse_id=warehouse.id, wait_timeout="0s")
+    w.statement_execution.cancel_execution(res.statement_id)
+    polls = 0
+    state = w.statement_execution.get_statement(res.statement_id).status.state
+    while state != sql.StatementState.CANCELED:
+        polls += 1
+        assert polls < 500 and state in (sql.StatementState.PENDING, sql.StatementState.RUNNING)
+        state = w.statement_execution.get_statement(res.statement_id).status.state
+    assert w.recorder.check() >= 3
