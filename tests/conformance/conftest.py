@@ -54,3 +54,20 @@ def client(emu, **auth):
 def w(emu):
     """A WorkspaceClient with a personal access token; ``w.recorder.check()`` checks its answers."""
     return client(emu)
+
+
+@pytest.fixture
+def knobs(emu):
+    """``emu.config.update`` for one test; the settings and faults come back afterwards."""
+    before = emu.config.as_dict()
+    yield emu.config.update
+    emu.faults.clear()
+    emu.config.update(before)
+
+
+def pytest_sessionfinish(session):
+    import os as _os, json as _json
+    if _os.environ.get("SDK_CONF_DUMP"):
+        from . import sdkcheck
+        with open(_os.environ["SDK_CONF_DUMP"], "w") as f:
+            _json.dump(sdkcheck.DUMP, f, default=str)

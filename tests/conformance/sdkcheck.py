@@ -24,7 +24,9 @@ from typing import Any, List, Tuple
 
 from databricks.sdk.service import compute, iam, jobs, sql, workspace
 
-EMPTY = (None, [], {}, "")
+# values the SDK's as_dict leaves out by design (an empty list or map); "" is kept for a string,
+# so a dropped "" is an enum value the SDK does not know
+EMPTY = (None, [], {})
 
 # (method, path regex) -> the SDK model of the JSON answer (None: the SDK reads nothing of it,
 # e.g. a cancel or a delete; it only has to be a JSON object).
@@ -49,6 +51,9 @@ ANSWERS: List[Tuple[str, str, Any]] = [
     ("POST", r"/api/1\.2/commands/cancel", None),
     # SQL warehouses and statements
     ("GET", r"/api/2\.0/sql/warehouses", sql.ListWarehousesResponse),
+    ("POST", r"/api/2\.0/sql/warehouses", sql.CreateWarehouseResponse),
+    ("POST", r"/api/2\.0/sql/warehouses/[^/]+/edit", None),
+    ("DELETE", r"/api/2\.0/sql/warehouses/[^/]+", None),
     ("GET", r"/api/2\.0/sql/warehouses/[^/]+", sql.GetWarehouseResponse),
     ("POST", r"/api/2\.0/sql/warehouses/[^/]+/(start|stop)", None),
     ("POST", r"/api/2\.0/sql/statements/?", sql.StatementResponse),
@@ -96,6 +101,9 @@ def model_for(method: str, path: str):
     return False, None
 
 
+DUMP: list = []
+
+
 class Recorder:
     """Keeps the JSON answers the SDK's ApiClient parses (installed on one WorkspaceClient)."""
 
@@ -111,6 +119,7 @@ class Recorder:
                 where = path if path is not None else urllib.parse.urlsplit(url).path
                 self.answers.append({"method": method, "path": where, "query": query, "body": body,
                                      "answer": res})
+                DUMP.append(self.answers[-1])
             return res
 
         api.do = do
@@ -207,6 +216,8 @@ def _types(raw: Any, t: Any, where: str, out: List[str]) -> None:
         hints = _fields(t)
         for k, v in raw.items():
             name = k.lstrip("$")
+            if name not in hints:  # API 1.2 is camelCase on the wire
+                name = re.sub(r"([A-Z])", r"_\1", name).lower()
             if name in hints:
                 _types(v, hints[name], f"{where}.{k}", out)
     elif isinstance(t, type) and issubclass(t, enum.Enum):

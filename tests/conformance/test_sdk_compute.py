@@ -3,7 +3,7 @@ and paging; every answer is then checked against the SDK's dataclasses (sdkcheck
 from datetime import timedelta
 
 import pytest
-from databricks.sdk.errors import InvalidParameterValue, NotFound, OperationFailed
+from databricks.sdk.errors import DatabricksError, InvalidParameterValue, NotFound, OperationFailed
 from databricks.sdk.service import compute
 
 WAIT = timedelta(seconds=60)
@@ -66,6 +66,9 @@ def test_cluster_lifecycle(w, running, spark_version, node_type):
     stopped = w.clusters.delete(cid).result(timeout=WAIT)
     assert stopped.state == compute.State.TERMINATED and stopped.termination_reason.code
     assert w.clusters.start(cid).result(timeout=WAIT).state == compute.State.RUNNING
+    w.clusters.delete(cid)  # TERMINATING: the SDK's helper waits for TERMINATED, then starts
+    w.clusters.ensure_cluster_is_running(cid)
+    assert w.clusters.get(cid).state == compute.State.RUNNING
     w.clusters.delete_and_wait(cid, timeout=WAIT)
     w.clusters.permanent_delete(cid)
     with pytest.raises((InvalidParameterValue, NotFound), match="does not exist"):
@@ -85,8 +88,8 @@ def test_cluster_edit_of_a_terminated_cluster(w, spark_version, node_type):
     w.recorder.check()
 
 
-def test_the_waiter_reports_a_launch_failure(w, emu, spark_version, node_type):
-    emu.config.update({"cluster_launch_failure": "CLOUD_PROVIDER_LAUNCH_FAILURE"})
+def test_the_waiter_reports_a_launch_failure(w, knobs, spark_version, node_type):
+    knobs({"cluster_launch_failure": "CLOUD_PROVIDER_LAUNCH_FAILURE"})
     with pytest.raises(OperationFailed, match="TERMINATED"):
         w.clusters.create_and_wait(cluster_name="sdk-doomed", spark_version=spark_version,
                                    node_type_id=node_type, num_workers=1, timeout=WAIT)
@@ -95,7 +98,7 @@ def test_the_waiter_reports_a_launch_failure(w, emu, spark_version, node_type):
     w.recorder.check()
 
 
-def test_commands_context_execute_wait_cancel(w, running, spark_version, node_type):
+def test_commands_context_execute_wait_cancel(w, spark_version, node_type):
     cid = w.clusters.create_and_wait(cluster_name="sdk-commands", spark_version=spark_version,
                                      node_type_id=node_type, num_workers=0, timeout=WAIT).cluster_id
     ctx = w.command_execution.create(cluster_id=cid, language=compute.Language.PYTHON).result(timeout=WAIT)
@@ -122,5 +125,37 @@ def test_commands_context_execute_wait_cancel(w, running, spark_version, node_ty
     status = w.command_execution.context_status(cluster_id=cid, context_id=ctx.id)
     assert status.status == compute.ContextStatus.RUNNING
     w.command_execution.destroy(cluster_id=cid, context_id=ctx.id)
+    with pytest.raises(DatabricksError) as bad:
+        w.command_execution.command_status(cluster_id=cid, context_id=ctx.id, command_id=slow.command_id)
+    assert bad.value.args[0]  # the 1.2 {"error": ...} body reaches the SDK's message
+
+    sql_ctx = w.command_execution.create_and_wait(cluster_id=cid, language=compute.Language.SQL, timeout=WAIT)
+    table = w.command_execution.execute_and_wait(cluster_id=cid, context_id=sql_ctx.id, language=compute.Language.SQL,
+                                                 command="SELECT 1 AS a, 'x' AS b", timeout=WAIT)
+    assert table.results.result_type == compute.ResultType.TABLE
+    assert table.results.data == [[1, "x"]] and [c["name"] for c in table.results.schema] == ["a", "b"]
+    w.command_execution.destroy(cluster_id=cid, context_id=sql_ctx.id)
     w.clusters.permanent_delete(cid)
     assert w.recorder.check() > 5
+
+
+def test_list_pages_and_retries(w, emu, knobs, spark_version, node_type):
+    """The SDK follows clusters/list's page tokens, and retries a 429 and a 503 by itself."""
+    made = [w.clusters.create(cluster_name=f"sdk-list-{i}", spark_version=spark_version, node_type_id=node_type,
+                              num_workers=0).cluster_id for i in range(3)]
+    names = {c.cluster_name for c in w.clusters.list()}
+    assert names >= {"sdk-list-0", "sdk-list-1", "sdk-list-2"}
+    pages_before = len([a for a in w.recorder.answers if a["path"].endswith("/clusters/list")])
+    paged = list(w.clusters.list(page_size=1))
+    pages = [a for a in w.recorder.answers if a["path"].endswith("/clusters/list")][pages_before:]
+    assert {c.cluster_name for c in paged} == names and len(pages) >= len(names) >= 2
+    assert [c.cluster_id for c in paged] == list(dict.fromkeys(c.cluster_id for c in paged))  # no repeats
+
+    emu.faults.add("/api/2.1/clusters/get", "429", times=1, retry_after=0)
+    emu.faults.add("/api/2.1/clusters/get", "503", times=1)
+    calls = emu.count("GET", "/api/2.1/clusters/get")
+    assert w.clusters.get(made[0]).cluster_id == made[0]
+    assert emu.count("GET", "/api/2.1/clusters/get") - calls == 3
+    for cid in made:
+        w.clusters.permanent_delete(cid)
+    w.recorder.check()

@@ -4,6 +4,7 @@ import base64
 from datetime import timedelta
 
 import pytest
+from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service import compute, jobs, workspace
 
 WAIT = timedelta(seconds=90)
@@ -55,6 +56,8 @@ def test_job_create_run_now_wait_output(w, notebooks, cluster_spec):
     assert run.status.termination_details.code == jobs.TerminationCodeCode.SUCCESS
     (task,) = run.tasks
     assert task.cluster_instance.cluster_id and task.state.result_state == jobs.RunResultState.SUCCESS
+    with pytest.raises(InvalidParameterValue):  # a multitask run's output is its tasks'
+        w.jobs.get_run_output(run.run_id)
     out = w.jobs.get_run_output(task.run_id)
     assert out.notebook_output.result == "42" and out.metadata.run_id == task.run_id
     exported = w.jobs.export_run(task.run_id)
@@ -110,3 +113,76 @@ def test_submit_cancel_and_cancel_all(w, notebooks, cluster_spec):
         jobs.RunResultState.CANCELED
     w.jobs.delete(job.job_id)
     assert w.recorder.check() > 4
+
+
+def test_paged_arrays_and_lists(w, knobs, notebooks, cluster_spec):
+    """jobs/get and runs/get page their arrays (2.2); the SDK merges the pages; lists page too."""
+    knobs({"jobs_array_page_size": 1})
+    tasks = [jobs.Task(task_key=f"t{i}", job_cluster_key="c",
+                       notebook_task=jobs.NotebookTask(notebook_path=notebooks["ok"], base_parameters={"n": str(i)}))
+             for i in range(3)]
+    ids = [w.jobs.create(name=f"sdk-paged-{k}", tasks=tasks, job_clusters=[
+        jobs.JobCluster(job_cluster_key="c", new_cluster=cluster_spec)]).job_id for k in range(2)]
+    assert [t.task_key for t in w.jobs.get(ids[0]).settings.tasks] == ["t0", "t1", "t2"]
+    run = w.jobs.run_now(ids[0]).result(timeout=WAIT)
+    assert sorted(t.task_key for t in run.tasks) == ["t0", "t1", "t2"]
+    assert sorted(w.jobs.get_run_output(t.run_id).notebook_output.result for t in run.tasks) == ["0", "2", "4"]
+    assert {j.job_id for j in w.jobs.list(limit=1)} >= set(ids)
+    assert len([a for a in w.recorder.answers if a["path"].endswith("/jobs/list")]) >= 2
+    assert [r.run_id for r in w.jobs.list_runs(job_id=ids[0], limit=1)] == [run.run_id]
+    for job_id in ids:
+        w.jobs.delete(job_id)
+    assert w.recorder.check() > 6
+
+
+def test_rich_job_every_runnable_task_kind(w, notebooks, cluster_spec):
+    """Settings with schedule, tags, notifications, health; condition, notebook, Python file, SQL
+    file and run-job tasks with depends_on/run_if; each task's output read through the SDK."""
+    import io
+
+    w.workspace.upload(f"{HOME}/script.py", io.BytesIO(b"import sys\nprint('args', sys.argv[1:])\n"),
+                       format=workspace.ImportFormat.AUTO, overwrite=True)
+    w.workspace.upload(f"{HOME}/q.sql", io.BytesIO(b"SELECT :x AS x;\n"), format=workspace.ImportFormat.AUTO,
+                       overwrite=True)
+    warehouse = next(iter(w.warehouses.list())).id
+    child = w.jobs.create(name="sdk-child", tasks=[jobs.Task(task_key="c", new_cluster=cluster_spec,
+                          notebook_task=jobs.NotebookTask(notebook_path=notebooks["ok"],
+                                                          base_parameters={"n": "5"}))]).job_id
+    job = w.jobs.create(
+        name="sdk-rich", tags={"team": "sdk"}, timeout_seconds=600,
+        schedule=jobs.CronSchedule(quartz_cron_expression="0 0 5 * * ?", timezone_id="UTC",
+                                   pause_status=jobs.PauseStatus.PAUSED),
+        email_notifications=jobs.JobEmailNotifications(on_failure=["ops@example.com"]),
+        health=jobs.JobsHealthRules(rules=[jobs.JobsHealthRule(
+            metric=jobs.JobsHealthMetric.RUN_DURATION_SECONDS, op=jobs.JobsHealthOperator.GREATER_THAN, value=3600)]),
+        parameters=[jobs.JobParameterDefinition(name="go", default="yes")],
+        job_clusters=[jobs.JobCluster(job_cluster_key="main", new_cluster=cluster_spec)],
+        tasks=[
+            jobs.Task(task_key="check", condition_task=jobs.ConditionTask(
+                op=jobs.ConditionTaskOp.EQUAL_TO, left="{{job.parameters.go}}", right="yes")),
+            jobs.Task(task_key="nb", job_cluster_key="main", depends_on=[jobs.TaskDependency("check", outcome="true")],
+                      notebook_task=jobs.NotebookTask(notebook_path=notebooks["ok"], base_parameters={"n": "4"})),
+            jobs.Task(task_key="py", job_cluster_key="main", depends_on=[jobs.TaskDependency("nb")],
+                      spark_python_task=jobs.SparkPythonTask(python_file=f"/Workspace{HOME}/script.py",
+                                                             parameters=["a", "b"])),
+            jobs.Task(task_key="sql", depends_on=[jobs.TaskDependency("nb")], run_if=jobs.RunIf.ALL_DONE,
+                      sql_task=jobs.SqlTask(warehouse_id=warehouse, parameters={"x": "1"},
+                                            file=jobs.SqlTaskFile(path=f"/Workspace{HOME}/q.sql"))),
+            jobs.Task(task_key="child", depends_on=[jobs.TaskDependency("check", outcome="true")],
+                      run_job_task=jobs.RunJobTask(job_id=child)),
+        ]).job_id
+    settings = w.jobs.get(job).settings
+    assert settings.schedule.pause_status == jobs.PauseStatus.PAUSED and settings.tags == {"team": "sdk"}
+    run = w.jobs.run_now(job).result(timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, [(t.task_key, t.state) for t in run.tasks]
+    by_key = {t.task_key: t for t in run.tasks}
+    assert by_key["check"].condition_task.outcome == "true"
+    assert w.jobs.get_run_output(by_key["nb"].run_id).notebook_output.result == "8"
+    assert "args ['a', 'b']" in w.jobs.get_run_output(by_key["py"].run_id).logs
+    assert w.jobs.get_run_output(by_key["sql"].run_id).sql_output is not None
+    child_out = w.jobs.get_run_output(by_key["child"].run_id)
+    assert child_out.run_job_output.run_id
+    assert w.jobs.get_run(child_out.run_job_output.run_id).state.result_state == jobs.RunResultState.SUCCESS
+    w.jobs.delete(job)
+    w.jobs.delete(child)
+    assert w.recorder.check() > 8

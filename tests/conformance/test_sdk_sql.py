@@ -1,11 +1,14 @@
 """The official SDK drives SQL warehouses and the Statement Execution API on the emulator."""
+import os
 from datetime import timedelta
 
 import pytest
+import requests
 from databricks.sdk.errors import NotFound
 from databricks.sdk.service import sql
 
 WAIT = timedelta(seconds=60)
+CA = os.environ.get("REQUESTS_CA_BUNDLE") or True
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +47,6 @@ def test_statement_inline_wait_and_typed_result(w, warehouse):
     assert w.recorder.check() == 2
 
 
-@pytest.fixture
-def knobs(emu):
-    """emu.config.update for one test; the settings come back afterwards."""
-    before = emu.config.as_dict()
-    yield emu.config.update
-    emu.config.update(before)
-
-
 def test_statement_poll_and_chunks(w, knobs, warehouse):
     knobs({"statement_chunk_max_rows": 40})
     res = w.statement_execution.execute_statement(
@@ -75,6 +70,39 @@ def test_statement_poll_and_chunks(w, knobs, warehouse):
         rows += chunk.data_array
     assert rows == [[str(i), str(2 * i)] for i in range(100)]
     assert w.recorder.check() >= 3
+
+
+def test_statement_external_links(w, knobs, warehouse):
+    knobs({"statement_chunk_max_rows": 30})
+    res = w.statement_execution.execute_statement(
+        statement="SELECT id FROM range(50) ORDER BY id", warehouse_id=warehouse.id, wait_timeout="10s",
+        disposition=sql.Disposition.EXTERNAL_LINKS, format=sql.Format.JSON_ARRAY)
+    assert res.status.state == sql.StatementState.SUCCEEDED and res.manifest.total_chunk_count == 2
+    links = list(res.result.external_links)
+    while links[-1].next_chunk_index is not None:
+        links += w.statement_execution.get_statement_result_chunk_n(res.statement_id,
+                                                                    links[-1].next_chunk_index).external_links
+    rows = []
+    for link in links:
+        assert link.expiration and link.external_link.startswith("http")
+        # presigned: no Databricks credentials on the request
+        got = requests.get(link.external_link, headers=link.http_headers or {}, timeout=10, verify=CA)
+        got.raise_for_status()
+        rows += got.json()
+    assert rows == [[str(i)] for i in range(50)]
+    with pytest.raises(NotFound):
+        w.statement_execution.get_statement("01ef0000-0000-0000-0000-000000000000")
+    assert w.recorder.check() >= 2
+
+
+def test_warehouse_create_edit_delete(w):
+    made = w.warehouses.create(name="sdk-wh", cluster_size="2X-Small", max_num_clusters=1,
+                               auto_stop_mins=10).result(timeout=WAIT)
+    assert made.state == sql.State.RUNNING and made.cluster_size == "2X-Small"
+    w.warehouses.edit(made.id, name="sdk-wh-2", cluster_size="Small", max_num_clusters=2).result(timeout=WAIT)
+    assert w.warehouses.get(made.id).name == "sdk-wh-2"
+    w.warehouses.delete(made.id)
+    assert w.recorder.check() >= 4
 
 
 def test_statement_cancel(w, warehouse):
