@@ -64,10 +64,3 @@ def knobs(emu):
     emu.faults.clear()
     emu.config.update(before)
 
-
-def pytest_sessionfinish(session):
-    import os as _os, json as _json
-    if _os.environ.get("SDK_CONF_DUMP"):
-        from . import sdkcheck
-        with open(_os.environ["SDK_CONF_DUMP"], "w") as f:
-            _json.dump(sdkcheck.DUMP, f, default=str)

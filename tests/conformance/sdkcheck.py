@@ -101,9 +101,6 @@ def model_for(method: str, path: str):
     return False, None
 
 
-DUMP: list = []
-
-
 class Recorder:
     """Keeps the JSON answers the SDK's ApiClient parses (installed on one WorkspaceClient)."""
 
@@ -119,7 +116,6 @@ class Recorder:
                 where = path if path is not None else urllib.parse.urlsplit(url).path
                 self.answers.append({"method": method, "path": where, "query": query, "body": body,
                                      "answer": res})
-                DUMP.append(self.answers[-1])
             return res
 
         api.do = do

@@ -159,3 +159,18 @@ def test_list_pages_and_retries(w, emu, knobs, spark_version, node_type):
     for cid in made:
         w.clusters.permanent_delete(cid)
     w.recorder.check()
+
+
+@pytest.mark.parametrize("cloud", ["AZURE", "GCP"])
+def test_other_clouds_attributes_and_catalogues(w, knobs, cloud):
+    """Each cloud's node types, zones and default cluster attributes parse into the SDK's models."""
+    knobs({"cloud": cloud})
+    node_type = w.clusters.select_node_type(min_memory_gb=16)  # GCP's types have no local disks
+    cid = w.clusters.create(cluster_name=f"sdk-{cloud}", num_workers=0, node_type_id=node_type,
+                            spark_version=w.clusters.select_spark_version(latest=True)).cluster_id
+    got = w.clusters.get(cid)
+    assert (got.azure_attributes if cloud == "AZURE" else got.gcp_attributes) is not None
+    assert got.aws_attributes is None
+    w.clusters.list_zones()
+    w.clusters.permanent_delete(cid)
+    assert w.recorder.check() >= 4

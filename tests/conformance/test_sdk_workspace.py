@@ -145,3 +145,28 @@ def test_discovery_and_token_answers_match_the_sdk(emu):
                         auth=(emu.client_id, emu.client_secret), verify=verify, timeout=10).json()
     assert isinstance(tok["access_token"], str) and tok["token_type"].lower() == "bearer"
     assert isinstance(tok["expires_in"], int) and tok["expires_in"] > 0
+
+
+def test_errors_reach_the_sdks_exception_classes(w, emu):
+    """The emulator's error bodies make the SDK raise the class a user catches on Databricks."""
+    from databricks.sdk import errors as E
+
+    cases = [
+        (lambda: w.clusters.get("0000-000000-nothere0"), E.ResourceDoesNotExist, "does not exist"),
+        (lambda: w.jobs.get(1), E.ResourceDoesNotExist, "does not exist"),
+        (lambda: w.jobs.get_run(1), E.ResourceDoesNotExist, "does not exist"),
+        (lambda: w.warehouses.get("0000000000000000"), E.ResourceDoesNotExist, "does not exist"),
+        (lambda: w.workspace.get_status("/no/such/path"), E.ResourceDoesNotExist, "doesn't exist"),
+        (lambda: w.statement_execution.get_statement("01ef0000-0000-0000-0000-000000000000"), E.NotFound, "not found"),
+        (lambda: w.permissions.get("clusters", "0000-000000-nothere0"), E.ResourceDoesNotExist, "does not exist"),
+        (lambda: w.clusters.create(spark_version="no-such-version", num_workers=0), E.InvalidParameterValue,
+         "spark version"),
+        (lambda: w.command_execution.context_status(cluster_id="0000-000000-nothere0", context_id="1"),
+         E.InvalidParameterValue, "does not exist"),
+        (lambda: client(emu, token="dapi-not-a-token", auth_type="pat").current_user.me(), E.PermissionDenied,
+         "Invalid access token"),
+    ]
+    for call, cls, text in cases:
+        with pytest.raises(cls, match=f"(?i){text}") as caught:
+            call()
+        assert caught.value.error_code and str(caught.value)
