@@ -41,7 +41,7 @@ ANSWERS: List[Tuple[str, str, Any]] = [
     ("GET", r"/api/2\.1/clusters/list-node-types", compute.ListNodeTypesResponse),
     ("GET", r"/api/2\.1/clusters/spark-versions", compute.GetSparkVersionsResponse),
     ("GET", r"/api/2\.1/clusters/list-zones", compute.ListAvailableZonesResponse),
-    ("POST", r"/api/2\.1/clusters/(edit|resize|start|restart|delete|permanent-delete|pin|unpin)", None),
+    ("POST", r"/api/2\.1/clusters/(edit|update|resize|start|restart|delete|permanent-delete|pin|unpin)", None),
     # command execution
     ("POST", r"/api/1\.2/contexts/create", compute.Created),
     ("GET", r"/api/1\.2/contexts/status", compute.ContextStatusResponse),

@@ -50,6 +50,11 @@ def test_cluster_lifecycle(w, running, spark_version, node_type):
     assert resized.state == compute.State.RUNNING and resized.num_workers == 2
     restarted = w.clusters.restart(cid).result(timeout=WAIT)
     assert restarted.state == compute.State.RUNNING
+    # the partial update (update_mask) of a running cluster restarts it; the SDK waits for RUNNING
+    updated = w.clusters.update(cid, update_mask="autotermination_minutes,spark_conf", cluster=compute.UpdateClusterResource(
+        autotermination_minutes=45, spark_conf={"spark.speculation": "true"})).result(timeout=WAIT)
+    assert (updated.autotermination_minutes, updated.spark_conf) == (45, {"spark.speculation": "true"})
+    assert updated.num_workers == 2 and updated.custom_tags == {"team": "sdk"}
 
     # events: the SDK pages through them itself (POST with next_page)
     events = list(w.clusters.events(cid, order=compute.GetEventsOrder.ASC, limit=2))

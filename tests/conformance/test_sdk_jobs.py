@@ -94,6 +94,12 @@ def test_failed_run_then_repair(w, notebooks, cluster_spec):
     assert repaired.repair_history and repaired.repair_history[-1].type == jobs.RepairHistoryItemType.REPAIR
     latest = [t for t in repaired.tasks if t.task_key == "flaky"][-1]
     assert w.jobs.get_run_output(latest.run_id).notebook_output.result == "fixed"
+    # a second repair names the latest one; the history keeps both
+    again = w.jobs.repair_run(waiter.run_id, rerun_tasks=["flaky"], job_parameters={"fail": "no"},
+                              latest_repair_id=repaired.repair_history[-1].id).result(timeout=WAIT)
+    history = w.jobs.get_run(waiter.run_id, include_history=True).repair_history
+    assert [h.type for h in history] == [jobs.RepairHistoryItemType.ORIGINAL] + [jobs.RepairHistoryItemType.REPAIR] * 2
+    assert again.state.result_state == jobs.RunResultState.SUCCESS
     w.jobs.delete(job.job_id)
     assert w.recorder.check() > 4
 

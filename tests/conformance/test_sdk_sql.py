@@ -41,10 +41,14 @@ def test_statement_inline_wait_and_typed_result(w, warehouse):
     assert cols[0].type_name == sql.ColumnInfoTypeName.INT and cols[2].type_name == sql.ColumnInfoTypeName.DOUBLE
     assert res.result.data_array == [["1", "x", "2.5", "7"]]
     assert res.manifest.format == sql.Format.JSON_ARRAY and res.manifest.total_row_count == 1
+    cut = w.statement_execution.execute_statement(statement="SELECT * FROM range(10)", warehouse_id=warehouse.id,
+                                                  row_limit=3, wait_timeout="10s")
+    assert cut.manifest.truncated and len(cut.result.data_array) == 3
     failed = w.statement_execution.execute_statement(statement="SELECT * FROM no_such_table",
                                                      warehouse_id=warehouse.id, wait_timeout="10s")
     assert failed.status.state == sql.StatementState.FAILED and failed.status.error.message
-    assert w.recorder.check() == 2
+    assert failed.status.error.error_code is not None
+    assert w.recorder.check() == 3
 
 
 def test_statement_poll_and_chunks(w, knobs, warehouse):
@@ -95,9 +99,13 @@ def test_statement_external_links(w, knobs, warehouse):
     assert w.recorder.check() >= 2
 
 
-def test_warehouse_create_edit_delete(w):
+def test_warehouse_create_edit_delete_and_pages(w):
     made = w.warehouses.create(name="sdk-wh", cluster_size="2X-Small", max_num_clusters=1,
                                auto_stop_mins=10).result(timeout=WAIT)
+    every = [wh.id for wh in w.warehouses.list()]
+    assert made.id in every and [wh.id for wh in w.warehouses.list(page_size=1)] == every
+    assert len([a for a in w.recorder.answers if a["path"] == "/api/2.0/sql/warehouses"
+                and (a["query"] or {}).get("page_size") == 1]) >= len(every)
     assert made.state == sql.State.RUNNING and made.cluster_size == "2X-Small"
     w.warehouses.edit(made.id, name="sdk-wh-2", cluster_size="Small", max_num_clusters=2).result(timeout=WAIT)
     assert w.warehouses.get(made.id).name == "sdk-wh-2"

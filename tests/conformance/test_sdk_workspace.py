@@ -110,7 +110,7 @@ def test_permissions_of_each_object_type(w, emu, me):
     assert w.recorder.check() >= 14
 
 
-def test_oauth_m2m_with_the_sdk_client_credentials_flow(emu):
+def test_oauth_m2m_with_the_sdk_client_credentials_flow(emu, knobs):
     before = emu.token_fetches
     m2m = client(emu, client_id=emu.client_id, client_secret=emu.client_secret, auth_type="oauth-m2m")
     who = m2m.current_user.me()
@@ -123,6 +123,14 @@ def test_oauth_m2m_with_the_sdk_client_credentials_flow(emu):
     assert m2m.config.account_id == emu.account_id
     assert m2m.config.databricks_oidc_endpoints.token_endpoint == emu.token_url
     assert m2m.recorder.check() >= 3
+
+    # a token within 40 s of its expiry is expired to the SDK: it fetches a new one for each call
+    knobs({"token_lifetime": 30})
+    short = client(emu, client_id=emu.client_id, client_secret=emu.client_secret, auth_type="oauth-m2m")
+    before = emu.token_fetches
+    for _ in range(3):
+        assert short.current_user.me().user_name == who.user_name
+    assert emu.token_fetches - before == 3
 
     bad = client(emu, client_id=emu.client_id, client_secret="wrong", auth_type="oauth-m2m")
     with pytest.raises(Exception, match="(?i)invalid|unauthori|401"):
