@@ -13,7 +13,7 @@ import pytest
 
 from databricks_connector.emulator import Emulator
 
-from .sdkcheck import Recorder
+from .sdkcheck import workspace_client
 
 # Short durations: each transition still happens (PENDING before RUNNING, TERMINATING before
 # TERMINATED, ...), just quickly; the SDK's waiters poll at their own pace (1 s, 2 s, ...).
@@ -41,19 +41,10 @@ def emu(sdk_env):
         yield e
 
 
-def client(emu, **auth):
-    from databricks.sdk import WorkspaceClient
-
-    auth = auth or dict(token=emu.pat, auth_type="pat")
-    w = WorkspaceClient(host=emu.url, **auth)
-    w.recorder = Recorder(w)
-    return w
-
-
 @pytest.fixture(scope="module")
 def w(emu):
     """A WorkspaceClient with a personal access token; ``w.recorder.check()`` checks its answers."""
-    return client(emu)
+    return workspace_client(emu)
 
 
 @pytest.fixture

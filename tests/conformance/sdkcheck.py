@@ -93,6 +93,16 @@ ANSWERS: List[Tuple[str, str, Any]] = [
 ]
 
 
+def workspace_client(emu, **auth):
+    """A WorkspaceClient of the emulator (a personal access token unless ``auth`` is given),
+    with a ``recorder`` whose ``check()`` holds its answers against the SDK's models."""
+    from databricks.sdk import WorkspaceClient
+
+    w = WorkspaceClient(host=emu.url, **(auth or dict(token=emu.pat, auth_type="pat")))
+    w.recorder = Recorder(w)
+    return w
+
+
 def model_for(method: str, path: str):
     """(found, model) for an answer of ``method path``."""
     for methods, pattern, model in ANSWERS:
@@ -247,9 +257,4 @@ def _types(raw: Any, t: Any, where: str, out: List[str]) -> None:
             out.append(f"{where}: {raw!r} where the SDK expects a string")
 
 
-def only(answers: List[dict], method: str, pattern: str) -> List[Any]:
-    """The raw answers of one endpoint, in order."""
-    return [a["answer"] for a in answers if a["method"] == method and re.fullmatch(pattern, a["path"])]
-
-
-__all__ = ["Recorder", "divergences", "model_for", "only", "ANSWERS"]
+__all__ = ["Recorder", "workspace_client", "divergences", "model_for", "ANSWERS"]

@@ -4,7 +4,7 @@ import base64
 from datetime import timedelta
 
 import pytest
-from databricks.sdk.errors import InvalidParameterValue
+from databricks.sdk.errors import InvalidParameterValue, OperationFailed
 from databricks.sdk.service import compute, jobs, workspace
 
 WAIT = timedelta(seconds=90)
@@ -111,13 +111,23 @@ def test_submit_cancel_and_cancel_all(w, notebooks, cluster_spec):
     assert cancelled.state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED
     assert cancelled.state.result_state == jobs.RunResultState.CANCELED
 
-    job = w.jobs.create(name="sdk-cancel-all", tasks=[jobs.Task(
-        task_key="slow", new_cluster=cluster_spec, notebook_task=jobs.NotebookTask(notebook_path=notebooks["slow"]))])
-    run_id = w.jobs.run_now(job.job_id).run_id
+    job = w.jobs.create(name="sdk-cancel-all", max_concurrent_runs=1, queue=jobs.QueueSettings(enabled=True),
+                        tasks=[jobs.Task(task_key="slow", new_cluster=cluster_spec,
+                                         notebook_task=jobs.NotebookTask(notebook_path=notebooks["slow"]))])
+    first, second = (w.jobs.run_now(job.job_id).run_id for _ in range(2))
+    queued = w.jobs.get_run(second).state
+    assert queued.life_cycle_state == jobs.RunLifeCycleState.QUEUED and queued.queue_reason
+    assert {first, second} <= {r.run_id for r in w.jobs.list_runs(job_id=job.job_id, active_only=True)}
     w.jobs.cancel_all_runs(job_id=job.job_id)
-    assert w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=WAIT).state.result_state == \
-        jobs.RunResultState.CANCELED
+    for run_id in (first, second):
+        assert w.jobs.wait_get_run_job_terminated_or_skipped(run_id, timeout=WAIT).state.result_state == \
+            jobs.RunResultState.CANCELED
     w.jobs.delete(job.job_id)
+
+    # a run that cannot start ends in INTERNAL_ERROR: the SDK's waiter raises OperationFailed
+    with pytest.raises(OperationFailed, match="INTERNAL_ERROR.*Unable to access the notebook"):
+        w.jobs.submit_and_wait(run_name="sdk-missing", timeout=WAIT, tasks=[jobs.SubmitTask(
+            task_key="a", new_cluster=cluster_spec, notebook_task=jobs.NotebookTask(notebook_path=f"{HOME}/nope"))])
     assert w.recorder.check() > 4
 
 

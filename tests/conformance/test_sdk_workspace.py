@@ -2,16 +2,13 @@
 (its own client-credentials flow, endpoints discovered from the emulator) on the emulator."""
 import base64
 import io
-from datetime import timedelta
 
 import pytest
 import requests
 from databricks.sdk.errors import NotFound, PermissionDenied, ResourceAlreadyExists
 from databricks.sdk.service import compute, iam, jobs, sql, workspace
 
-from .conftest import client
-
-WAIT = timedelta(seconds=60)
+from .sdkcheck import workspace_client as client
 
 
 @pytest.fixture(scope="module")
