@@ -1,5 +1,6 @@
 """The official SDK drives SQL warehouses and the Statement Execution API on the emulator."""
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,19 @@ from databricks.sdk.service import sql
 
 WAIT = timedelta(seconds=60)
 CA = os.environ.get("REQUESTS_CA_BUNDLE") or True
+ACTIVE = (sql.StatementState.PENDING, sql.StatementState.RUNNING)
+
+
+def poll(get, active, *, deadline=60.0, pause=0.05):
+    """What a user of the SDK writes (it has no statement waiter): GET until the state leaves
+    ``active``; the deadline is a wide safety net, not a measurement."""
+    end = time.monotonic() + deadline
+    while True:
+        res = get()
+        if res.status.state not in active:
+            return res
+        assert time.monotonic() < end, f"still {res.status.state} after {deadline} s"
+        time.sleep(pause)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +71,7 @@ def test_statement_poll_and_chunks(w, knobs, warehouse):
         statement="SELECT id, id * 2 AS twice FROM range(100) ORDER BY id", warehouse_id=warehouse.id,
         wait_timeout="0s")
     assert res.status.state in (sql.StatementState.PENDING, sql.StatementState.RUNNING, sql.StatementState.SUCCEEDED)
-    polls = 0
-    while res.status.state in (sql.StatementState.PENDING, sql.StatementState.RUNNING):
-        polls += 1
-        assert polls < 500
-        res = w.statement_execution.get_statement(res.statement_id)
+    res = poll(lambda: w.statement_execution.get_statement(res.statement_id), ACTIVE)
     assert res.status.state == sql.StatementState.SUCCEEDED
     m = res.manifest
     assert (m.total_row_count, m.total_chunk_count) == (100, 3)
@@ -117,10 +127,6 @@ def test_statement_cancel(w, warehouse):
     res = w.statement_execution.execute_statement(statement="SELECT sleep(30) AS slept",
                                                   warehouse_id=warehouse.id, wait_timeout="0s")
     w.statement_execution.cancel_execution(res.statement_id)
-    polls = 0
-    state = w.statement_execution.get_statement(res.statement_id).status.state
-    while state != sql.StatementState.CANCELED:
-        polls += 1
-        assert polls < 500 and state in (sql.StatementState.PENDING, sql.StatementState.RUNNING)
-        state = w.statement_execution.get_statement(res.statement_id).status.state
+    final = poll(lambda: w.statement_execution.get_statement(res.statement_id), ACTIVE)
+    assert final.status.state == sql.StatementState.CANCELED
     assert w.recorder.check() >= 3
