@@ -121,6 +121,20 @@ class Config:
                                                             "(0 = unlimited).", minimum=0)
     sql_threads: int = knob(2, "DuckDB worker threads of the SQL engine (read when the engine starts).", minimum=1)
 
+    # -- pipelines, libraries, apps (emulator/pipelines.py, libraries.py, apps.py; docs/emulator-ops.md)
+    pipeline_step_seconds: float = knob(0.5, "Pipeline update: time in each state before RUNNING (QUEUED, CREATED, "
+                                             "WAITING_FOR_RESOURCES, INITIALIZING, SETTING_UP_TABLES).", minimum=0)
+    pipeline_run_seconds: float = knob(2.0, "Pipeline update: RUNNING -> COMPLETED of a triggered pipeline (a "
+                                            "continuous one runs until stopped).", minimum=0)
+    pipeline_stop_seconds: float = knob(0.5, "Pipeline update: STOPPING -> CANCELED after a stop.", minimum=0)
+    pipeline_events_page_size: int = knob(25, "pipelines/{id}/events: the page size when max_results is not given.",
+                                          minimum=1)
+    library_install_seconds: float = knob(1.0, "Cluster library: PENDING -> INSTALLING and INSTALLING -> INSTALLED "
+                                               "(each) on a running cluster.", minimum=0)
+    app_start_seconds: float = knob(1.0, "App compute STARTING -> ACTIVE (create, start).", minimum=0)
+    app_stop_seconds: float = knob(0.5, "App compute STOPPING -> STOPPED.", minimum=0)
+    app_deploy_seconds: float = knob(1.0, "App deployment IN_PROGRESS -> SUCCEEDED (or FAILED).", minimum=0)
+
 
     # -- TLS and sign-in (emulator/tls.py, oauth.py, entra.py, federation.py)
     tls: bool = field(default_factory=lambda: _env_flag("DATABRICKS_EMULATOR_TLS", True), metadata={
