@@ -177,8 +177,8 @@ def update_pipeline(session, inputs):
         kept = [lib for lib in body.get("libraries") or [] if not (isinstance(lib, dict) and kinds & set(lib))]
         body["libraries"] = kept + libs
     body["id"] = pid
-    if current.get("last_modified") is not None:
-        body["expected_last_modified"] = current["last_modified"]
+    # a full replacement, safe to re-send (no expected_last_modified: a re-sent PUT that had been
+    # applied would be refused as a conflict)
     session.start("update", lambda: session.request("PUT", _path(pid), json=body, idempotent=True),
                   ids={"pipeline_id": pid}, follow_up="get_pipeline")
     return _get(session, pid)

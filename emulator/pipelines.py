@@ -13,7 +13,8 @@ schema (``<catalog>.<schema>.<library file name>``).
 
 Knobs (``pipeline_*`` in the one Config): ``pipeline_step_seconds`` (each state before RUNNING),
 ``pipeline_run_seconds`` (RUNNING of a triggered update), ``pipeline_stop_seconds`` (STOPPING),
-``pipeline_events_page_size`` (default page of the event log). Changes are counted in
+``pipeline_events_page_size`` (default page of the event log), ``pipeline_page_cap`` (the most items
+on a page). Changes are counted in
 ``state.applied["pipelines/<op>"]``.
 """
 from __future__ import annotations
@@ -312,6 +313,7 @@ def list_pipelines(req):
     size = req.q_int("max_results", 25)
     if size is None or size < 1 or size > 100:
         raise invalid_parameter("max_results must be between 1 and 100")
+    size = min(size, int(req.state.config.pipeline_page_cap))
     token = req.q("page_token")
     order = req.q_list("order_by")
     if order and [o.strip().lower() for o in order] not in (["id"], ["id asc"], ["id desc"]):
@@ -331,27 +333,38 @@ def list_pipelines(req):
     return out
 
 
+def _complete_spec(spec: dict, pid: str) -> dict:
+    spec["id"] = pid
+    spec.setdefault("name", f"Pipeline {pid[:8]}")
+    spec.setdefault("channel", "CURRENT")
+    spec.setdefault("edition", "ADVANCED")
+    return spec
+
+
+def add_pipeline(state, spec: dict, user: str = "emulator-user@example.com") -> str:
+    """A pipeline with these settings (for tests and scenarios: no validation); returns its id."""
+    pid = str(uuid.uuid4())
+    spec = _complete_spec(copy_json(spec), pid)
+    with state.lock:
+        now = state.now()
+        p = {"pipeline_id": pid, "spec": spec, "state": "IDLE", "health": "HEALTHY", "creator_user_name": user,
+             "run_as_user_name": user, "last_modified": int(now * 1000), "_updates": {}, "_order": [],
+             "_active": None, "events": [], "_seq": 0}
+        _event(state, p, now, "create_pipeline", f"Pipeline '{spec['name']}' was created.")
+        pipelines(state)[pid] = p
+    return pid
+
+
 @route("POST", API)
 def create_pipeline(req):
     body = req.body
     with req.state.lock:
         spec = _validate_spec(req, body)
-        pid = str(uuid.uuid4())
-        spec["id"] = pid
-        spec.setdefault("name", f"Pipeline {pid[:8]}")
-        spec.setdefault("channel", "CURRENT")
-        spec.setdefault("edition", "ADVANCED")
         if body.get("dry_run"):
-            return {"effective_settings": spec}
-        user = getattr(req.principal, "user_name", "emulator-user@example.com")
-        now = req.state.now()
-        p = {"pipeline_id": pid, "spec": spec, "state": "IDLE", "health": "HEALTHY", "creator_user_name": user,
-             "run_as_user_name": user, "last_modified": int(now * 1000), "_updates": {}, "_order": [],
-             "_active": None, "events": [], "_seq": 0}
-        _event(req.state, p, now, "create_pipeline", f"Pipeline '{spec['name']}' was created.")
-        pipelines(req.state)[pid] = p
+            return {"effective_settings": _complete_spec(spec, str(uuid.uuid4()))}
+        pid = add_pipeline(req.state, spec, getattr(req.principal, "user_name", "emulator-user@example.com"))
         req.state.applied["pipelines/create"] += 1
-        return {"pipeline_id": pid, "effective_settings": copy_json(spec)}
+        return {"pipeline_id": pid, "effective_settings": copy_json(pipelines(req.state)[pid]["spec"])}
 
 
 @route("GET", PIPE)
@@ -373,14 +386,13 @@ def edit_pipeline(req):
             raise ApiError(409, "RESOURCE_CONFLICT", f"The pipeline {pid} was modified since "
                            f"{expected} (last modified {p['last_modified']}); read it again and retry.")
         spec = _validate_spec(req, body, pid=pid)
-        spec["id"] = pid
         spec.setdefault("name", p["spec"].get("name"))
-        spec.setdefault("channel", "CURRENT")
-        spec.setdefault("edition", "ADVANCED")
-        p["spec"] = spec
-        p["last_modified"] = max(p["last_modified"] + 1, int(req.state.now() * 1000))
-        _event(req.state, p, req.state.now(), "update_pipeline", "Pipeline settings were updated.")
-        req.state.applied["pipelines/edit"] += 1
+        spec = _complete_spec(spec, pid)
+        if spec != p["spec"]:        # the same settings again change nothing (a full replacement)
+            p["spec"] = spec
+            p["last_modified"] = max(p["last_modified"] + 1, int(req.state.now() * 1000))
+            _event(req.state, p, req.state.now(), "update_pipeline", "Pipeline settings were updated.")
+            req.state.applied["pipelines/edit"] += 1
         return {}
 
 
@@ -413,31 +425,45 @@ def start_update(req):
         raise invalid_parameter(f"Invalid cause: {body['cause']!r}")
     with req.state.lock:
         p = _get(req, pid)
-        if p.get("_active"):
-            raise ApiError(409, "RESOURCE_CONFLICT", f"Pipeline {pid} has an active update "
-                           f"{p['_active']}; stop it or wait for it to finish before starting another.")
-        uid = str(uuid.uuid4())
-        now = req.state.now()
-        up = {"update_id": uid, "state": "QUEUED", "cause": body.get("cause", "API_CALL"),
-              "full_refresh": bool(body.get("full_refresh", False)), "validate_only": bool(body.get("validate_only", False)),
-              "config": copy_json(p["spec"]), "_created": now}
-        for key in ("refresh_selection", "full_refresh_selection", "parameters"):
-            if body.get(key):
-                up[key] = copy_json(body[key])
-        if p["spec"].get("development") or body.get("development"):
-            up["mode"] = "DEVELOPMENT"
-        p["_updates"][uid] = up
-        p["_order"].append(uid)
-        p["_active"] = uid
-        p["state"] = "RUNNING"
-        p["cluster_id"] = None if p["spec"].get("serverless") else f"{uuid.uuid4().hex[:4]}-{uuid.uuid4().hex[:6]}-dlt"
-        _event(req.state, p, now, "create_update", f"Update {uid[:6]} started by {up['cause']}.", update_id=uid,
-               details={"create_update": {"cause": up["cause"], "full_refresh": up["full_refresh"]}})
-        _event(req.state, p, now, "update_progress", f"Update {uid[:6]} is QUEUED.", update_id=uid,
-               details={"update_progress": {"state": "QUEUED"}})
-        _plan(req.state, p, up)
+        uid = start(req.state, p, body)
         req.state.applied["pipelines/start_update"] += 1
         return {"update_id": uid}
+
+
+def start(state, p: dict, body: dict) -> str:
+    """Start an update of pipeline ``p`` (a dict from ``pipelines(state)``; caller holds the lock)."""
+    pid = p["pipeline_id"]
+    advance(state, p)
+    if p.get("_active"):
+        raise ApiError(409, "RESOURCE_CONFLICT", f"Pipeline {pid} has an active update "
+                       f"{p['_active']}; stop it or wait for it to finish before starting another.")
+    uid = str(uuid.uuid4())
+    now = state.now()
+    up = {"update_id": uid, "state": "QUEUED", "cause": body.get("cause", "API_CALL"),
+          "full_refresh": bool(body.get("full_refresh", False)), "validate_only": bool(body.get("validate_only", False)),
+          "config": copy_json(p["spec"]), "_created": now}
+    for key in ("refresh_selection", "full_refresh_selection", "parameters"):
+        if body.get(key):
+            up[key] = copy_json(body[key])
+    if p["spec"].get("development") or body.get("development"):
+        up["mode"] = "DEVELOPMENT"
+    p["_updates"][uid] = up
+    p["_order"].append(uid)
+    p["_active"] = uid
+    p["state"] = "RUNNING"
+    p["cluster_id"] = None if p["spec"].get("serverless") else f"{uuid.uuid4().hex[:4]}-{uuid.uuid4().hex[:6]}-dlt"
+    _event(state, p, now, "create_update", f"Update {uid[:6]} started by {up['cause']}.", update_id=uid,
+           details={"create_update": {"cause": up["cause"], "full_refresh": up["full_refresh"]}})
+    _event(state, p, now, "update_progress", f"Update {uid[:6]} is QUEUED.", update_id=uid,
+           details={"update_progress": {"state": "QUEUED"}})
+    _plan(state, p, up)
+    return uid
+
+
+def start_update_of(state, pipeline_id: str, body=None) -> str:
+    """Start an update (for tests and scenarios); returns its id."""
+    with state.lock:
+        return start(state, pipelines(state)[pipeline_id], dict(body or {}))
 
 
 @route("GET", PIPE + r"/updates/(?P<update>[^/]+)")
@@ -456,6 +482,7 @@ def list_updates(req):
     size = req.q_int("max_results", 25)
     if size is None or size < 1 or size > 100:
         raise invalid_parameter("max_results must be between 1 and 100")
+    size = min(size, int(req.state.config.pipeline_page_cap))
     with req.state.lock:
         p = _get(req, req.params["id"])
         order = list(reversed(p["_order"]))
@@ -517,11 +544,10 @@ def _event_filter(text):
         elif m.group("idf"):
             tests.append(lambda e, v=m.group("idv"): e["id"] == v)
         elif m.group("op"):
-            t = _parse_iso(m.group("ts"))
-            op = m.group("op")
-            cmp = {">": lambda a: a > t + 5e-4, ">=": lambda a: a >= t - 5e-4, "<": lambda a: a < t - 5e-4,
-                   "<=": lambda a: a <= t + 5e-4, "=": lambda a: abs(a - t) < 5e-4}[op]
-            tests.append(lambda e, c=cmp: c(round(e["_at"], 3)))
+            t = round(_parse_iso(m.group("ts")) * 1000)       # compared in whole milliseconds, as shown
+            cmp = {">": lambda a: a > t, ">=": lambda a: a >= t, "<": lambda a: a < t, "<=": lambda a: a <= t,
+                   "=": lambda a: a == t}[m.group("op")]
+            tests.append(lambda e, c=cmp: c(int(e["_at"] * 1000)))
         else:
             tests.append(lambda e, v=m.group("et"): e["event_type"] == v)
     return lambda e: all(t(e) for t in tests)
@@ -533,6 +559,7 @@ def list_events(req):
     size = req.q_int("max_results", int(req.state.config.pipeline_events_page_size))
     if size is None or size < 1 or size > cap:
         raise invalid_parameter(f"max_results must be between 1 and {cap}")
+    size = min(size, int(req.state.config.pipeline_page_cap))
     token = req.q("page_token")
     if token and (req.q("filter") or req.q_list("order_by")):
         raise invalid_parameter("page_token cannot be combined with filter or order_by")

@@ -127,6 +127,8 @@ class Config:
     pipeline_run_seconds: float = knob(2.0, "Pipeline update: RUNNING -> COMPLETED of a triggered pipeline (a "
                                             "continuous one runs until stopped).", minimum=0)
     pipeline_stop_seconds: float = knob(0.5, "Pipeline update: STOPPING -> CANCELED after a stop.", minimum=0)
+    pipeline_page_cap: int = knob(100, "pipelines lists (pipelines, updates, events): the most items on one page, "
+                                       "whatever max_results (set it low to see many pages).", minimum=1)
     pipeline_events_page_size: int = knob(25, "pipelines/{id}/events: the page size when max_results is not given.",
                                           minimum=1)
     library_install_seconds: float = knob(1.0, "Cluster library: PENDING -> INSTALLING and INSTALLING -> INSTALLED "
