@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 
 # --------------------------------------------------------------------------- config
@@ -133,6 +133,8 @@ class Config:
                                           minimum=1)
     library_install_seconds: float = knob(1.0, "Cluster library: PENDING -> INSTALLING and INSTALLING -> INSTALLED "
                                                "(each) on a running cluster.", minimum=0)
+    library_missing_packages: List[str] = knob(["nonexistent-package"], "PyPI packages that do not exist: "
+                                                                         "installing one ends FAILED.")
     app_start_seconds: float = knob(1.0, "App compute STARTING -> ACTIVE (create, start).", minimum=0)
     app_stop_seconds: float = knob(0.5, "App compute STOPPING -> STOPPED.", minimum=0)
     app_deploy_seconds: float = knob(1.0, "App deployment IN_PROGRESS -> SUCCEEDED (or FAILED).", minimum=0)
