@@ -1,6 +1,7 @@
 """Lakeflow Declarative Pipelines (Delta Live Tables) API 2.0: pipelines, updates, event logs."""
 from __future__ import annotations
 
+import datetime
 from urllib.parse import quote
 
 from ..errors import ConnectorError
@@ -270,3 +271,117 @@ def stop_pipeline(session, inputs):
 
     return session.wait(poll, what=f"pipeline {pid} to be IDLE", timeout=inputs["timeout_seconds"],
                         interval=inputs["poll_interval_seconds"], follow_up="get_pipeline")
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+def _epoch_ms(text) -> int | None:
+    """An event's ISO 8601 timestamp in epoch milliseconds (None when it is not one)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        dt = datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return int(round(dt.timestamp() * 1000))
+
+
+def _iso(ms: int) -> str:
+    dt = datetime.datetime.fromtimestamp(max(0, ms) / 1000, tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _finished(e) -> str | None:
+    """The end state an update_progress event reports, or None."""
+    if not isinstance(e, dict) or e.get("event_type") != "update_progress":
+        return None
+    state = ((e.get("details") or {}).get("update_progress") or {}).get("state")
+    return state if state in TERMINAL else None
+
+
+def pipeline_update_finished(session, inputs, poll):
+    """Each update that ended fires once. Per pipeline, the cursor is the time of the newest event
+    read; each poll reads the event log oldest first from an overlap window behind it. Watching
+    every pipeline, the list is read first and the pipelines are visited in turn, a poll cut off
+    by its page cap continuing with the next pipeline on the next poll."""
+    states = set(inputs.get("states") or TERMINAL)
+    data = poll.data
+    cursors = data.setdefault("pipelines", {})      # pipeline id -> time of the newest event read
+    names = data.setdefault("names", {})
+    single = inputs.get("pipeline_id")
+    if single:
+        names.setdefault(single, None)
+    else:
+        token = None
+        while poll.page():
+            page = session.get(API, {"max_results": 100, **({"page_token": token} if token else {})})
+            for p in page.get("statuses") or []:
+                if isinstance(p, dict) and p.get("pipeline_id"):
+                    names[p["pipeline_id"]] = p.get("name")
+            token = page.get("next_page_token")
+            if not token:
+                break
+    order = sorted(names)
+    resume = data.pop("resume_at", None)
+    if resume in names:
+        i = order.index(resume)
+        order = order[i:] + order[:i]
+    for pid in order:
+        cursors.setdefault(pid, poll.since if poll.since is not None else poll.activated_at)
+        last = cursors[pid]
+        path = _path(pid, "/events")
+        first = {"max_results": 100, "order_by": ["timestamp asc"],
+                 "filter": f"timestamp >= '{_iso(cursors[pid] - poll.overlap_ms)}'"}
+        token = None
+        try:
+            while True:
+                if not poll.page():
+                    data["resume_at"] = pid
+                    break
+                page = session.get(path, {"page_token": token, "max_results": 100} if token else first)
+                for e in page.get("events") or []:
+                    at = _epoch_ms(e.get("timestamp")) if isinstance(e, dict) else None
+                    if at is None:
+                        continue
+                    last = max(last, at)
+                    state = _finished(e)
+                    uid = (e.get("origin") or {}).get("update_id")
+                    if not state or not uid or state not in states or not poll.is_new(at):
+                        continue
+                    key = f"{pid}/{uid}/{state}"
+                    if poll.is_seen(key):
+                        continue
+                    poll.emit(key, _finished_event(session, pid, names.get(pid), uid, state, at, e), at)
+                token = page.get("next_page_token")
+                if not token:
+                    break
+        except ConnectorError as exc:
+            if single or exc.type != "not_found":
+                raise
+            cursors.pop(pid, None)                    # the pipeline was deleted
+            names.pop(pid, None)
+            continue
+        cursors[pid] = last
+        if "resume_at" in data:
+            break
+    floor = min(cursors.values(), default=0) - poll.overlap_ms
+    return poll.result(floor=floor)
+
+
+def _finished_event(session, pid, name, uid, state, at, e) -> dict:
+    try:
+        update = _get_update(session, pid, uid)
+    except ConnectorError as exc:
+        if exc.type != "not_found":
+            raise
+        update = None
+    message = e.get("message")
+    if state == "FAILED":
+        errors = [x.get("message") for x in (e.get("error") or {}).get("exceptions") or []
+                  if isinstance(x, dict) and x.get("message")]
+        message = errors[0] if errors else message
+    origin = e.get("origin") or {}
+    return {"event_id": f"{pid}/{uid}/{state}", "pipeline_id": pid, "pipeline_name": name or origin.get("pipeline_name"),
+            "update_id": uid, "state": state, "timestamp": at, "message": message, "update": update, "event": e}

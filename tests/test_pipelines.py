@@ -192,3 +192,38 @@ def test_list_every_page_picker_delete_and_not_found(connector, pat, emulator):
     assert victim not in {p["pipeline_id"] for p in connector.run("list_pipelines", pat, {"name_contains": "paged-"})["pipelines"]}
     uid = seed_update(emulator, sorted(ids)[1])
     assert connector.run("get_pipeline_update", pat, {"pipeline_id": sorted(ids)[1], "update_id": uid})["update_id"] == uid
+
+
+# --------------------------------------------------------------------------- trigger: Pipeline Update Finished
+
+def _poll(connector, conn, inputs, state=None):
+    return connector.poll("pipeline_update_finished", conn, inputs, state)
+
+
+def test_update_finished_fires_once_per_end_and_not_for_history(connector, conn, emulator):
+    pid = seed_pipeline(emulator)
+    run = {"pipeline_id": pid, "wait_for_completion": True, "poll_interval_seconds": 0.1}
+    connector.run("start_pipeline_update", conn, run)               # history: before activation
+    first = _poll(connector, conn, {"pipeline_id": pid})
+    assert first["events"] == []
+    done = connector.run("start_pipeline_update", conn, run)
+    second = _poll(connector, conn, {"pipeline_id": pid}, first["state"])
+    (event,) = second["events"]
+    assert event["update_id"] == done["update_id"] and event["state"] == "COMPLETED"
+    assert event["update"]["update_id"] == done["update_id"] and event["pipeline_id"] == pid
+    assert _poll(connector, conn, {"pipeline_id": pid}, second["state"])["events"] == []   # exactly once
+
+
+def test_update_finished_watches_every_pipeline_and_filters_states(connector, pat, emulator):
+    ok = seed_pipeline(emulator)
+    bad = seed_pipeline(emulator, libraries=[{"notebook": {"path": "/Shared/missing-for-trigger"}}])
+    inputs = {"states": ["FAILED", "CANCELED"], "max_pages": 1000}   # one page per pipeline of the (shared) workspace
+    state = _poll(connector, pat, inputs)["state"]
+    connector.run("start_pipeline_update", pat, {"pipeline_id": ok, "wait_for_completion": True, "poll_interval_seconds": 0.1})
+    with pytest.raises(ConnectorError):
+        connector.run("start_pipeline_update", pat, {"pipeline_id": bad, "wait_for_completion": True,
+                                                     "poll_interval_seconds": 0.1})
+    out = _poll(connector, pat, inputs, state)
+    mine = [e for e in out["events"] if e["pipeline_id"] in (ok, bad)]
+    assert [(e["pipeline_id"], e["state"]) for e in mine] == [(bad, "FAILED")]
+    assert "/Shared/missing-for-trigger" in mine[0]["message"]
