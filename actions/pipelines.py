@@ -187,7 +187,8 @@ def update_pipeline(session, inputs):
 
 def delete_pipeline(session, inputs):
     pid = inputs["pipeline_id"]
-    session.delete(_path(pid))
+    # not re-sent on an ambiguous failure: a repeat of an applied delete answers 404
+    session.request("DELETE", _path(pid), idempotent=False)
     return {"pipeline_id": pid, "deleted": True}
 
 

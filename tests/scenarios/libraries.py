@@ -6,6 +6,10 @@ import uuid
 from . import _unknown_cluster, scenario, seed_cluster
 
 
+def _unknown_cluster_lib(emulator, connector, conn):
+    return {**_unknown_cluster(emulator, connector, conn), "pypi_packages": ["six"]}
+
+
 def _package() -> str:
     return f"scn-pkg-{uuid.uuid4().hex[:8]}==1.0"
 
@@ -17,7 +21,7 @@ def _wait_install(emulator, connector, conn):
 
 
 @scenario("install_libraries", changes_state=True, applied=("libraries/install",), retry_safe="natural",
-          failing=_unknown_cluster, wait=_wait_install,
+          failing=_unknown_cluster_lib, wait=_wait_install,
           check=lambda out, inputs, conn: out.get("cluster_id") == inputs["cluster_id"])
 def _install_libraries(emulator, connector, conn):
     return {"cluster_id": seed_cluster(emulator, "RUNNING"), "pypi_packages": [_package()],
@@ -25,7 +29,7 @@ def _install_libraries(emulator, connector, conn):
 
 
 @scenario("uninstall_libraries", changes_state=True, applied=("libraries/uninstall",), retry_safe="natural",
-          failing=_unknown_cluster, check=lambda out, inputs, conn: out.get("cluster_id") == inputs["cluster_id"])
+          failing=_unknown_cluster_lib, check=lambda out, inputs, conn: out.get("cluster_id") == inputs["cluster_id"])
 def _uninstall_libraries(emulator, connector, conn):
     from databricks_connector.emulator import libraries
 

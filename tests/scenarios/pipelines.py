@@ -79,7 +79,8 @@ def _start_pipeline_update(emulator, connector, conn):
 
 
 @scenario("get_pipeline_update", check=lambda out, inputs, conn: out.get("update_id") == inputs["update_id"],
-          failing=_unknown_pipeline)
+          failing=lambda emulator, connector, conn: {**_unknown_pipeline(emulator, connector, conn),
+                                                     "update_id": "00000000-0000-4000-8000-000000000001"})
 def _get_pipeline_update(emulator, connector, conn):
     pid = seed_pipeline(emulator)
     return {"pipeline_id": pid, "update_id": seed_update(emulator, pid)}

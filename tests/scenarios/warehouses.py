@@ -46,7 +46,12 @@ def _wait_warehouse_create(emulator, connector, conn):
             "timeout_seconds": 30, "poll_interval_seconds": 0.2}
 
 
+def _existing_warehouse_name(emulator, connector, conn):
+    return {"name": "Starter Warehouse", "cluster_size": "Small"}      # names are unique: a classified 400
+
+
 @scenario("create_sql_warehouse", changes_state=True, applied=("warehouses/create",), wait=_wait_warehouse_create,
+          failing=_existing_warehouse_name,
           check=lambda out, inputs, conn: bool(out.get("id")))
 def _create_sql_warehouse(emulator, connector, conn):
     return {"name": f"scn-create-{uuid.uuid4().hex[:8]}", "cluster_size": "X-Small", "auto_stop_mins": 10,
