@@ -227,3 +227,30 @@ def test_update_finished_watches_every_pipeline_and_filters_states(connector, pa
     mine = [e for e in out["events"] if e["pipeline_id"] in (ok, bad)]
     assert [(e["pipeline_id"], e["state"]) for e in mine] == [(bad, "FAILED")]
     assert "/Shared/missing-for-trigger" in mine[0]["message"]
+
+
+def test_a_budgeted_wait_is_pending_and_resumes_without_starting_twice(connector, pat, emulator):
+    import json as _json
+
+    from databricks_connector.errors import Pending
+
+    emulator.config.update({"pipeline_step_seconds": 0.1, "pipeline_run_seconds": 0.3})
+    pid = seed_pipeline(emulator)
+    with pytest.raises(Pending) as pending:
+        connector.run("start_pipeline_update", pat, {"pipeline_id": pid, "wait_for_completion": True,
+                                                     "poll_interval_seconds": 0.1}, budget=0, progress=False)
+    doc = _json.loads(_json.dumps(pending.value.resume))             # JSON, as a front door keeps it
+    uid = pending.value.started["update_id"]
+    before = emulator.state.applied["pipelines/start_update"]
+    import time
+
+    out, wait = None, pending.value.retry_after
+    for _ in range(200):                                               # counted rounds, not a timed assertion
+        time.sleep(min(wait, 0.5))                                     # a client comes back after retry_after
+        try:
+            out = connector.resume(doc, pat, budget=0.3, progress=False)
+            break
+        except Pending as again:
+            doc, wait = _json.loads(_json.dumps(again.resume)), again.retry_after
+    assert out is not None and out["state"] == "COMPLETED" and out["update_id"] == uid
+    assert emulator.state.applied["pipelines/start_update"] == before   # resuming started nothing
