@@ -730,6 +730,9 @@ def create(req):
                 refresh(st, c)
                 if c.idempotency_token == token and c.state != "TERMINATED":
                     return {"cluster_id": c.id}
+        from . import policies     # a policy's fixed values and defaults, and its checks (ops, issue 19)
+
+        body = policies.enforce(st, body)
         spec = validate_spec(st, body)
         now = st.now()
         user = _user(req)

@@ -22,8 +22,8 @@ from tests import scenarios as S
 
 ACTIONS = {a["key"]: a for a in Connector().spec()["actions"]}
 READ_POSTS = ("/api/2.1/clusters/events", "/api/2.0/clusters/events")    # reads sent as POST (contract §5.3)
-DESTROYING = {"delete", "permanent-delete", "destroy", "cancel", "cancel-all", "stop", "restart", "edit", "reset", "update"}
-RUNS_CODE = {"commands/execute", "statements/execute", "jobs/run-now", "jobs/runs/submit", "jobs/runs/repair"}
+DESTROYING = {"delete", "permanent-delete", "destroy", "cancel", "cancel-all", "stop", "restart", "edit", "reset", "update", "uninstall"}
+RUNS_CODE = {"commands/execute", "statements/execute", "jobs/run-now", "jobs/runs/submit", "jobs/runs/repair", "apps/deploy"}
 REPLACES = {"jobs/update": "job_id", "jobs/reset": "job_id"}            # repeated with the same settings: no change
 # counters of requests whose effect the emulator counts apart: cancel-all counts each call, the runs it
 # cancelled are counted in jobs/runs/cancelled
