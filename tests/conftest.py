@@ -10,6 +10,7 @@ authority through ``REQUESTS_CA_BUNDLE``, set here for this process and its chil
 connector never needs it: a connection's ``ca_bundle`` wins over that variable, and
 tests/test_tls.py removes the variable to prove the connection documents alone are enough.
 """
+import contextlib
 import os
 
 import pytest
@@ -42,6 +43,15 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def emulator():
+    with own_emulator() as emu:
+        yield emu
+
+
+@contextlib.contextmanager
+def own_emulator():
+    """A fresh, running emulator with the suite's short timings. A module whose assertions depend
+    on the whole workspace (every cluster, every list) overrides the ``emulator`` fixture with one of
+    these, so what earlier tests left behind cannot change its outcome."""
     with Emulator(**FAST) as emu:
         emu.initial_config = emu.config.as_dict()
         yield emu

@@ -54,17 +54,10 @@ def _schemathesis(server, conn, *args) -> subprocess.CompletedProcess:
 def emulator():
     """An emulator of its own: what schemathesis creates (hundreds of objects) stays out of the
     session's, and its run does not depend on what the tests before it left behind."""
-    from databricks_connector.emulator import Emulator
-    from tests.conftest import FAST
+    from tests.conftest import own_emulator
 
-    with Emulator(**FAST) as emu:
-        emu.initial_config = emu.config.as_dict()
+    with own_emulator() as emu:
         yield emu
-
-
-@pytest.fixture
-def pat(emulator):
-    return emulator.connections()["personal_access_token"]
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,15 @@ from tests import scenarios as S
 TASKS = [{"task_key": "main", "notebook_task": {"notebook_path": S.SCENARIO_NOTEBOOK}}]   # seeded by S.fast_jobs
 
 
+@pytest.fixture(scope="module")
+def emulator():
+    """Triggers watch the whole workspace (every cluster, every run): an emulator of their own."""
+    from tests.conftest import own_emulator
+
+    with own_emulator() as emu:
+        yield emu
+
+
 @pytest.fixture(autouse=True)
 def _restore_settings(emulator):
     restore = S.snapshot_settings(emulator)

@@ -185,13 +185,15 @@ def test_create_waits_for_running_and_a_second_create_creates_nothing(connector,
     import json
 
     name = f"created-{conn['type']}"
-    since = len(emulator.requests)
+    since, created = len(emulator.requests), emulator.state.applied["warehouses/create"]
     wh = connector.run("create_sql_warehouse", conn, {"name": name, "cluster_size": "X-Small", "auto_stop_mins": 10,
                                                       "tags": {"team": "qa"}, "wait_for_state": True,
                                                       "poll_interval_seconds": 0.1, "timeout_seconds": 60})
     assert wh["state"] == "RUNNING" and wh["name"] == name and wh["warehouse_type"] == "PRO"
     assert wh["enable_serverless_compute"] is True and wh["tags"]["custom_tags"] == [{"key": "team", "value": "qa"}]
-    (post,) = _wire(emulator, since, "POST")
+    assert emulator.state.applied["warehouses/create"] == created + 1
+    # one create (a request refused for its token, if a sign-in was due, is sent again: nothing was applied)
+    post = [r for r in _wire(emulator, since, "POST") if r["path"] == API][-1]
     assert json.loads(post["raw"]) == {"name": name, "cluster_size": "X-Small", "auto_stop_mins": 10,
                                        "warehouse_type": "PRO", "enable_serverless_compute": True,
                                        "tags": {"custom_tags": [{"key": "team", "value": "qa"}]}}

@@ -127,7 +127,9 @@ def representatives(keys, kind_of=None) -> set:
 
 
 def sampled(keys, faults, core=(), kind_of=None) -> list:
-    """(key, fault) pairs: every fault for representatives, ``core`` plus one rotating fault for the rest."""
+    """(key, fault) pairs: every fault for representatives, ``core`` plus one rotating fault for the rest.
+
+    ``faults`` may be any list of variants (connection types too)."""
     import zlib
 
     faults = list(faults)

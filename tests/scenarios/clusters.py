@@ -31,7 +31,7 @@ def _list_spark_versions(emulator, connector, conn):
     return {}
 
 
-@scenario("get_cluster_events", failing=_unknown_cluster, retry_safe="natural",   # a read sent as a POST
+@scenario("get_cluster_events", failing=_unknown_cluster, retry_safe="natural", main=("POST", r"/api/2\.1/clusters/events"),   # a read sent as a POST
           check=lambda out, inputs, conn: isinstance(out.get("events"), list))
 def _get_cluster_events(emulator, connector, conn):
     return {"cluster_id": seed_cluster(emulator, "RUNNING"), "max_items": 10}
