@@ -158,7 +158,7 @@ def create_cluster(session, inputs):
                             ids=lambda r: {"cluster_id": r.get("cluster_id")}, follow_up="wait_for_cluster_state")
     cluster_id, token = created["cluster_id"], created["idempotency_token"]
     out = {"cluster_id": cluster_id, "idempotency_token": token}
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         cluster = wait_for_cluster(session, cluster_id, "RUNNING", inputs)
         out = {**cluster, **out}
     return out
@@ -188,7 +188,7 @@ def _lifecycle(session, inputs, op: str, target: str):
     follow = "wait_for_cluster_state" if target == "RUNNING" else ("wait_for_cluster_state", {"target_state": target})
     session.start(op, lambda: session.post(f"{API}/{op}", {"cluster_id": cluster_id}, idempotent=op == "delete"),
                   ids={"cluster_id": cluster_id}, follow_up=follow)
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_cluster(session, cluster_id, target, inputs)
     return _get(session, cluster_id)
 

@@ -243,7 +243,7 @@ def _failure(run, result, note=""):
 
 def _wait(session, run_id, inputs, *, repair_id=None):
     """Wait for a run (or its repair) to end; return (run, result). A run that does not succeed
-    raises operation_failed; on timeout the run is cancelled when Cancel on Timeout is set."""
+    raises operation_failed; on timeout the run is cancelled when On Timeout is cancel."""
     params = {"run_id": run_id}
     if repair_id is not None:
         params["include_history"] = True
@@ -265,7 +265,7 @@ def _wait(session, run_id, inputs, *, repair_id=None):
         return _terminal(run) and ours(run), run, state
 
     note = None
-    if inputs.get("cancel_on_timeout", True):
+    if inputs.get("on_timeout", "cancel") == "cancel":
         def cancel():
             session.post(f"{API}/runs/cancel", {"run_id": run_id}, idempotent=True)
             return f"Cancelled run {run_id}."
@@ -286,7 +286,7 @@ def _wait(session, run_id, inputs, *, repair_id=None):
 
 def _started(session, run_id, inputs, extra, repair_id=None):
     """Output for a run that was just started (run-now, submit, repair): waited or not."""
-    if inputs.get("wait_for_completion"):
+    if inputs.get("wait"):
         run, result = _wait(session, run_id, inputs, repair_id=repair_id)
         out = {"run_id": run_id, **extra, "run_page_url": run.get("run_page_url"), "state": _state(run),
                "result": result, "run": run}
@@ -334,8 +334,8 @@ def run_job_now(session, inputs):
         job_id = _job_id_by_name(session, inputs["job_name"])
     token = inputs.get("idempotency_token") or str(uuid.uuid4())
     body = {"job_id": job_id, "idempotency_token": token}
-    if inputs.get("job_parameters"):
-        body["job_parameters"] = inputs["job_parameters"]
+    if inputs.get("parameters"):
+        body["job_parameters"] = inputs["parameters"]
     _legacy_params(inputs, body)
     if inputs.get("only"):
         body["only"] = list(inputs["only"])
@@ -433,8 +433,8 @@ def repair_run(session, inputs):
     if latest is not None:
         body["latest_repair_id"] = latest
     # Re-send the run's own parameters so a repair never falls back to the job's defaults.
-    if inputs.get("job_parameters") is not None:
-        body["job_parameters"] = inputs["job_parameters"]
+    if inputs.get("parameters") is not None:
+        body["job_parameters"] = inputs["parameters"]
     else:
         params = {p["name"]: p.get("value", p.get("default")) for p in run.get("job_parameters") or []
                   if p.get("name") is not None and (p.get("value", p.get("default")) is not None)}

@@ -60,7 +60,7 @@ def start_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
     session.start("start", lambda: session.post(_path(wid, "/start"), {}, idempotent=True),
                   ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_warehouse(session, wid, success="RUNNING", failure=("STOPPED", "DELETED", "DELETING"),
                                   timeout=inputs["timeout_seconds"], interval=inputs["poll_interval_seconds"],
                                   what=f"SQL warehouse {wid} to be RUNNING")
@@ -71,7 +71,7 @@ def stop_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
     session.start("stop", lambda: session.post(_path(wid, "/stop"), {}, idempotent=True),
                   ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_warehouse(session, wid, success="STOPPED", failure=(), timeout=inputs["timeout_seconds"],
                                   interval=inputs["poll_interval_seconds"], what=f"SQL warehouse {wid} to be STOPPED")
     return session.get(_path(wid))
