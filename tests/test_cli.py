@@ -156,6 +156,8 @@ def test_demo_runs_a_tour_of_real_actions():
     assert code == 0, out[-2000:] + err[-2000:]
     assert "## Who am I? (personal access token)" in out
     assert '"userName": "emulator-user@example.com"' in out
+    assert "$ databricks-connector run get_current_user --connection conns/personal_access_token.json\n" in out
+    assert "more characters; `demo --full` prints everything)" in out        # long outputs are cut, saying how not to
 
 
 def test_login_signs_in_through_the_browser_step_and_writes_a_connection_file(emulator, tmp_path):

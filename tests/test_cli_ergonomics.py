@@ -423,3 +423,68 @@ def test_the_examples_of_docs_cli_run(emulator, pat, tmp_path):
         if "--json" in line or "run " in line or "pick " in line or "check " in line:
             if "--help" not in line:
                 json.loads(p.stdout)                         # one JSON document
+
+
+# --------------------------------------------------------------------------- the demo
+
+def _demo_commands(out: str) -> list[str]:
+    """Each step's command: from '$ ' to the line where its JSON output starts."""
+    import re
+
+    return [m.group(1) for m in re.finditer(r"^\$ (databricks-connector .*?)\n(?=[\[{\"])", out, re.S | re.M)]
+
+
+def test_demo_full_prints_copyable_commands_that_run(emulator, tmp_path):
+    import shlex
+
+    code, out, err = cli("demo", "--fast", "--full", timeout=300)
+    assert code == 0, out[-2000:] + err[-2000:]
+    assert "more characters" not in out                                   # --full cuts nothing
+    commands = _demo_commands(out)
+    assert len(commands) == out.count("\n## ") >= 10
+    conns = emulator.connections()
+    (tmp_path / "conns").mkdir()
+    for kind, doc in conns.items():
+        (tmp_path / "conns" / f"{kind}.json").write_text(json.dumps(doc))
+    replayed = 0
+    for line in commands:
+        words = shlex.split(line)                                         # valid shell words
+        assert words[0] == "databricks-connector" and words[1] in ("run", "pick"), line
+        assert words[-2] == "--connection" and words[-1].startswith("conns/"), line
+        assert all("=" in w for w in words[3:-2]), line                   # inputs as key=value
+        if any(w.startswith(("cluster_id=", "job_id=", "warehouse_id=", "url=", "tasks=")) for w in words) \
+                or words[2].startswith("create_"):
+            continue                                                      # ids of the demo's own workspace
+        p = subprocess.run([sys.executable, "-m", "databricks_connector", *words[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (line, p.stdout[-500:], p.stderr[-500:])
+        replayed += 1
+    assert replayed >= 4
+    import re
+
+    assert not re.search(r"dapi[0-9a-f]{16,}", out)         # connection files, never the demo workspace's token
+
+
+# --------------------------------------------------------------------------- README and LICENSE
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def test_readme_links_resolve_and_the_license_matches_the_declared_one():
+    import re
+    import tomllib
+
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as fh:
+        project = tomllib.load(fh)
+    shipped = project["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    assert "docs/cli.md" in links and "LICENSE" in links
+    for link in links:
+        if link.startswith(("http://", "https://")):
+            continue
+        assert os.path.exists(os.path.join(ROOT, link)), link           # no dead link in the repository
+        assert any(link == inc or link.startswith(inc.rstrip("/") + "/") for inc in shipped), link   # nor in the sdist
+    assert project["project"]["license"] == {"text": "Apache-2.0"}
+    text = open(os.path.join(ROOT, "LICENSE"), encoding="utf-8").read()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
