@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from .. import results
+from .. import pickers, results
 from ..errors import ConnectorError, InputError
 
 API = "/api/2.2/jobs"
@@ -162,9 +162,10 @@ def delete_job(session, inputs):
 
 
 def select_job(session, inputs):
-    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100}, require=("job_id",))
-    return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
-            for j in jobs]
+    # the value is the integer Job ID inputs take
+    return pickers.from_list(session, f"{API}/list", inputs, items="jobs", require=("job_id",), size_param="limit",
+                             option=lambda j: {"label": (j.get("settings") or {}).get("name") or str(j["job_id"]),
+                                               "value": j["job_id"]})
 
 
 # --------------------------------------------------------------------------- runs: shaping
@@ -493,27 +494,27 @@ def _outcome(run):
 
 
 def select_run(session, inputs):
-    params = {"limit": 25}
+    params = {}
     if inputs.get("job_id") is not None:
         params["job_id"] = inputs["job_id"]
-    runs, _ = session.paginate(f"{API}/runs/list", items="runs", params=params, max_items=100)
-    out = []
-    for r in runs:
+
+    def option(r):
         state = _outcome(r) or (r.get("state") or {}).get("life_cycle_state") or "UNKNOWN"
-        out.append({"label": f"{r.get('run_name') or r.get('job_id') or 'run'} #{r['run_id']} ({state})", "value": r["run_id"]})
-    return out
+        return {"label": f"{r.get('run_name') or r.get('job_id') or 'run'} #{r['run_id']} ({state})", "value": r["run_id"]}
+    return pickers.from_list(session, f"{API}/runs/list", inputs, items="runs", params=params, require=("run_id",),
+                             size_param="limit", max_page=25, option=option)
 
 
 def select_job_task(session, inputs):
     tasks = (_fetch_job(session, inputs["job_id"]).get("settings") or {}).get("tasks") or []
-    return [{"label": t["task_key"] + (f" - {t['description']}" if t.get("description") else ""), "value": t["task_key"]}
-            for t in tasks if t.get("task_key")]
+    return pickers.select([{"label": t["task_key"] + (f" - {t['description']}" if t.get("description") else ""),
+                            "value": t["task_key"]} for t in tasks if t.get("task_key")], inputs)
 
 
 def select_run_task(session, inputs):
     tasks = _fetch_run(session, inputs["run_id"]).get("tasks") or []
-    return [{"label": f"{t['task_key']} ({_outcome(t) or (t.get('state') or {}).get('life_cycle_state') or 'UNKNOWN'})",
-             "value": t["task_key"]} for t in tasks if t.get("task_key")]
+    return pickers.select([{"label": f"{t['task_key']} ({_outcome(t) or (t.get('state') or {}).get('life_cycle_state') or 'UNKNOWN'})",
+                            "value": t["task_key"]} for t in tasks if t.get("task_key")], inputs)
 
 
 # --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from .. import pickers
 from ..errors import ConnectorError
 
 API = "/api/2.0/sql/warehouses"
@@ -22,8 +23,8 @@ def list_sql_warehouses(session, inputs):
 
 
 def select_sql_warehouse(session, inputs):
-    warehouses, _ = session.paginate(API, items="warehouses", require=("id",))
-    return [{"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]} for w in warehouses]
+    return pickers.from_list(session, API, inputs, items="warehouses", require=("id",),
+                             option=lambda w: {"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]})
 
 
 def wait_for_warehouse(session, warehouse_id: str, *, success: str, failure: tuple, timeout: float,

@@ -303,7 +303,8 @@ def _schema_summary(schema) -> str:
 
 def describe_text(connector, section: str, item: dict) -> str:
     doc = describe(connector, section, item)
-    lines = [f"{doc['label']}  ({doc['kind']} {doc['key']}; area {doc['area']}, group {doc['group']}, version {doc['version']})"]
+    where = [f"{doc['kind']} {doc['key']}", *(f"{k} {doc[k]}" for k in ("area", "group", "version") if doc.get(k))]
+    lines = [f"{doc['label']}  ({'; '.join(where[:1])}; {', '.join(where[1:])})"]
     if doc.get("description"):
         lines += ["", doc["description"].strip()]
     ann = doc.get("annotations") or {}

@@ -488,3 +488,67 @@ def test_readme_links_resolve_and_the_license_matches_the_declared_one():
     assert project["project"]["license"] == {"text": "Apache-2.0"}
     text = open(os.path.join(ROOT, "LICENSE"), encoding="utf-8").read()
     assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+# --------------------------------------------------------------------------- pickers
+
+def pick(conn_file, picker, *pairs):
+    code, out, err = cli("pick", picker, *pairs, "--connection", conn_file)
+    assert code == 0, out + err[-1000:]
+    return json.loads(out)
+
+
+def test_pickers_search_and_limit_and_read_no_more_pages_than_needed(emulator, conn_file):
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    ids = [S.seed_cluster(emulator, cluster_name=f"pick-{tag}-{name}") for name in ("alpha", "beta", "gamma")]
+    found = pick(conn_file, "select_cluster", f"search=PICK-{tag} Beta")       # every word, any case
+    assert [o["value"] for o in found] == [ids[1]]
+    assert pick(conn_file, "select_cluster", f"search={ids[2]}") == [o for o in pick(conn_file, "select_cluster")
+                                                                      if o["value"] == ids[2]]     # values match too
+    before = len(emulator.requests)
+    one = pick(conn_file, "select_cluster", "limit=1")
+    assert len(one) == 1
+    lists = [r for r in emulator.requests[before:] if r["path"].endswith("/clusters/list")]
+    assert len(lists) == 1 and lists[0]["query"].get("page_size") == ["1"]   # one small page, not the whole list
+    assert pick(conn_file, "select_cluster", f"search=pick-{tag}", "limit=2") == \
+        pick(conn_file, "select_cluster", f"search=pick-{tag}")[:2]
+    wid = S.seed_warehouse(emulator, "RUNNING", name=f"wh-{tag}")
+    assert [o["value"] for o in pick(conn_file, "select_sql_warehouse", f"search=wh-{tag}")] == [wid]
+    nodes = pick(conn_file, "select_node_type", "search=i3")
+    assert nodes and all("i3" in o["label"] for o in nodes)
+    code, out, _ = cli("pick", "select_cluster", "limit=0", "--connection", conn_file)
+    assert code == 1 and error_of(out)["details"]["inputs"][0]["key"] == "limit"
+
+
+def test_spark_versions_put_lts_first_then_the_newest(emulator, conn_file, pat, tmp_path):
+    options = pick(conn_file, "select_spark_version")
+    assert options[0]["value"] == "16.4.x-scala2.12"                           # the emulator's newest LTS
+    assert pick(conn_file, "select_spark_version", "limit=1") == options[:1]
+    versions = [{"key": k, "name": n} for k, n in (
+        ("12.2.x-scala2.12", "12.2 LTS (includes Apache Spark 3.3.2, Scala 2.12)"),
+        ("16.2.x-scala2.12", "16.2 (includes Apache Spark 3.5.2, Scala 2.12)"),
+        ("9.1.x-scala2.12", "9.1 LTS (includes Apache Spark 3.1.2, Scala 2.12)"),
+        ("17.0.x-scala2.13", "17.0 Beta (includes Apache Spark 4.0.0, Scala 2.13)"),
+        ("15.4.x-cpu-ml-scala2.12", "15.4 LTS ML (includes Apache Spark 3.5.0, Scala 2.12)"),
+        ("15.4.x-scala2.12", "15.4 LTS (includes Apache Spark 3.5.0, Scala 2.12)"),
+        ("16.1.x-scala2.12", "16.1 (includes Apache Spark 3.5.0, Scala 2.12)"))]
+    with Trap() as trap:                  # a workspace's mix: LTS and not, variants, in no order
+        trap.on("/api/2\\.1/clusters/spark-versions", json_answer({"versions": versions}), times=None)
+        got = pick(trap_conn(tmp_path, trap, pat), "select_spark_version")
+    assert [o["value"] for o in got] == ["15.4.x-scala2.12", "15.4.x-cpu-ml-scala2.12", "12.2.x-scala2.12",
+                                         "9.1.x-scala2.12", "17.0.x-scala2.13", "16.2.x-scala2.12", "16.1.x-scala2.12"]
+
+
+def test_job_picker_values_are_integer_job_ids_that_run_job_now_takes(emulator, conn_file):
+    import uuid
+
+    name = f"pick-job-{uuid.uuid4().hex[:8]}"
+    code, out, err = cli("run", "create_job", f"name={name}", "--connection", conn_file)
+    assert code == 0, out + err[-500:]
+    job_id = json.loads(out)["job_id"]
+    options = pick(conn_file, "select_job", f"search={name}")
+    assert options == [{"label": name, "value": job_id}] and isinstance(options[0]["value"], int)
+    code, out, _ = cli("run", "get_job", "--inputs-json", json.dumps({"job_id": options[0]["value"]}), "--connection", conn_file)
+    assert code == 0 and json.loads(out)["job_id"] == job_id
