@@ -397,6 +397,24 @@ def test_old_names_work_over_the_http_server(emulator, pat):
         r = server.post("/actions/execute_sql_statement", {"warehouse_id": wid, "statement": "SELECT 7 AS n",
                                                             "wait_for_result": True, "wait": False}, conn=pat)
         assert r.status_code == 400 and "given twice" in r.text
+        _mcp_accepts_old_names(server, pat, wid)
+
+
+def _mcp_accepts_old_names(server, pat, wid):
+    import asyncio
+
+    httpx2 = pytest.importorskip("httpx2")
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def main():
+        async with httpx2.AsyncClient(headers=server.headers(pat), timeout=120) as http:
+            async with Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+                return await client.call_tool("execute_sql_statement", {"warehouse_id": wid, "statement": "SELECT 7 AS n",
+                                                                        "wait_for_result": True})
+    result = asyncio.run(main())
+    assert not result.is_error, result.content[0].text
+    assert json.loads(result.content[0].text)["status"]["state"] == "SUCCEEDED"
 
 
 # --------------------------------------------------------------------------- docs/cli.md
