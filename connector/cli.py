@@ -166,10 +166,12 @@ def cmd_run(args) -> int:
     section = "pickers" if args.command == "pick" else "actions"
     if args.help or not args.name:
         if not args.name:
-            sys.stdout.write(args._parser.format_help())
-            return 0 if args.help else _fail(ConnectorError(
-                "invalid_input", f"databricks-connector {args.command}: name the {section[:-1]} to run",
-                hint="`databricks-connector list` shows them all."))
+            if args.help:
+                sys.stdout.write(args._parser.format_help())
+                return 0
+            sys.stderr.write(args._parser.format_usage())     # stdout keeps its one JSON document
+            return _fail(ConnectorError("invalid_input", f"databricks-connector {args.command}: name the {section[:-1]} to run",
+                                        hint="`databricks-connector list` shows them all."))
         sys.stdout.write(describe_text(connector, section, connector._lookup(section, args.name)))
         return 0
     item = connector._lookup(section, args.name)   # an unknown name is said before asking for a connection
@@ -689,9 +691,12 @@ def _poll_or_help(args) -> int:
         from .runner import default
 
         if not args.name:
-            sys.stdout.write(args._parser.format_help())
-            return 0 if args.help else _fail(ConnectorError("invalid_input", "databricks-connector poll: name the trigger to poll",
-                                                            hint="`databricks-connector list triggers` shows them."))
+            if args.help:
+                sys.stdout.write(args._parser.format_help())
+                return 0
+            sys.stderr.write(args._parser.format_usage())
+            return _fail(ConnectorError("invalid_input", "databricks-connector poll: name the trigger to poll",
+                                        hint="`databricks-connector list triggers` shows them."))
         connector = default()
         sys.stdout.write(describe_text(connector, "triggers", connector._lookup("triggers", args.name)))
         return 0

@@ -215,6 +215,7 @@ def test_exit_1_input_errors_and_usage_errors(emulator, conn_file):
     for args in (["run", "get_cluster", "--connection", conn_file],                  # a required input missing
                  ["run", "list_clusters", "max_items=zero", "--connection", conn_file],
                  ["run", "get_cluster", "--bogus"],                                 # argparse
+                 ["run"], ["poll"],                                                # no name
                  ["frobnicate"]):
         code, out, _ = cli(*args)
         assert code == EXIT_CODES["invalid_input"] == 1, args
