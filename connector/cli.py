@@ -238,8 +238,8 @@ def cmd_list(args) -> int:
         for r in part:
             lines.append(f"  {r['key'].ljust(width)}  {(r['group'] or r['area'] or '').ljust(gwidth)}  {_one_line(r['description'], 72)}")
         lines.append("")
-    lines.append("`databricks-connector describe KEY` shows an item's inputs and output; "
-                 "`databricks-connector run KEY key=value ...` runs it.")
+    lines.append("`databricks-connector describe KEY` shows an item's inputs and output; `databricks-connector run KEY "
+                 "key=value ...` runs an action (`pick` a picker, `poll` a trigger).")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

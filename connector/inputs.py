@@ -654,12 +654,14 @@ def resolve(action: dict, raw: dict | None, check=None) -> dict:
     problems: list[dict] = []
     values: dict = {}
     aliases = _aliases(action)
+    unknown = 0
     if aliases and any(k in aliases for k in raw):
         raw = _unalias(raw, aliases, by_key, problems)
     for key, value in raw.items():
         inp = by_key.get(key)
         if inp is None:
-            problems.append({"key": key, "label": key, "reason": unknown_input(action, key)})
+            unknown += 1
+            problems.append({"key": key, "label": key, "reason": unknown_input(action, key, guess=unknown <= SUGGEST_KEYS)})
             continue
         if value is None or (isinstance(value, str) and value.strip() == "" and inp.get("type") not in ("text",)):
             continue  # an empty form field means "not given"
@@ -847,10 +849,16 @@ def _unalias(raw: dict, aliases: dict, by_key: dict, problems: list) -> dict:
     return out
 
 
+SUGGEST_MAX = 100          # longer names get no did-you-mean
+SUGGEST_KEYS = 20          # unknown keys of one call that get one; the rest are only named
+
+
 def suggest(name: str, known, n: int = 3) -> list[str]:
     """The known names closest to a mistyped one (case and separators ignored), best first."""
     import difflib
 
+    if not isinstance(name, str) or len(name) > SUGGEST_MAX:
+        return []                  # a hostile 20 MB key costs no comparison
     norm = lambda t: re.sub(r"[\s_\-]+", "_", str(t).strip().lower())  # noqa: E731
     by_norm: dict = {}
     for k in known:
@@ -864,14 +872,16 @@ def suggest(name: str, known, n: int = 3) -> list[str]:
     return [by_norm[c] for c in close]
 
 
-def unknown_input(action: dict, key: str) -> str:
+def unknown_input(action: dict, key: str, *, guess: bool = True) -> str:
     """Why ``key`` is refused: not an input of this item, the inputs it may have meant, and all of its inputs."""
     inputs = data_inputs(action)
     names = [i["key"] for i in inputs]
+    if not guess:
+        return f"is not an input of {action.get('label') or 'this action'}"
     labels = {i["label"]: i["key"] for i in inputs}
     guess = suggest(key, names + list(labels) + list(_aliases(action)))
     guess = list(dict.fromkeys(labels.get(g, _aliases(action)[g][0]["key"] if g in _aliases(action) else g) for g in guess))
     text = f"is not an input of {action.get('label') or 'this action'}"
     if guess:
-        text += "; did you mean " + " or ".join(guess) + "?"
-    return text + f" Its inputs: {', '.join(names)}"
+        text += " (did you mean " + " or ".join(guess) + "?)"
+    return text + f"; its inputs: {', '.join(names)}"

@@ -126,7 +126,7 @@ def test_did_you_mean_for_actions_inputs_options_and_labels(emulator, conn_file)
     err = error_of(out)
     assert code == 1 and err["type"] == "invalid_input"
     problem = next(p for p in err["details"]["inputs"] if p["key"] == "clusterid")
-    assert "did you mean cluster_id?" in problem["reason"] and "Its inputs: cluster_id, debug" in problem["reason"]
+    assert "(did you mean cluster_id?)" in problem["reason"] and "its inputs: cluster_id, debug" in problem["reason"]
 
     code, out, _ = cli("run", "get_cluster", "cluster_id=x", "--conection", conn_file)
     err = error_of(out)
@@ -571,3 +571,17 @@ def test_job_picker_values_are_integer_job_ids_that_run_job_now_takes(emulator, 
     assert options == [{"label": name, "value": job_id}] and isinstance(options[0]["value"], int)
     code, out, _ = cli("run", "get_job", "--inputs-json", json.dumps({"job_id": options[0]["value"]}), "--connection", conn_file)
     assert code == 0 and json.loads(out)["job_id"] == job_id
+
+
+def test_did_you_mean_is_bounded_for_hostile_inputs(connector):
+    """A megabyte-long key gets no comparison and only the first unknown keys get suggestions, so
+    a hostile inputs document costs no more than before."""
+    from databricks_connector.inputs import SUGGEST_KEYS
+
+    with pytest.raises(InputError) as exc:
+        connector.validate("get_cluster", {"cluster_ix" + "d" * 1_000_000: 1,
+                                           **{f"cluster_i{i}": 1 for i in range(SUGGEST_KEYS + 5)}})
+    reasons = [p["reason"] for p in exc.value.problems if p["key"] != "cluster_id"]
+    assert "did you mean" not in reasons[0]
+    assert sum("did you mean cluster_id" in r for r in reasons) == SUGGEST_KEYS - 1
+    assert all(r.startswith("is not an input of Get Cluster") for r in reasons)
