@@ -51,7 +51,7 @@ def start_app(session, inputs):
     name = inputs["app_name"]
     app = session.start("start", lambda: session.post(_path(name, "/start"), {}, idempotent=True),
                         ids={"app_name": name}, follow_up="get_app")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return _wait_compute(session, name, "ACTIVE", ("ERROR", "STOPPED", "DELETING"), inputs)
     return app if isinstance(app, dict) and app.get("name") else get_app(session, inputs)
 
@@ -60,7 +60,7 @@ def stop_app(session, inputs):
     name = inputs["app_name"]
     app = session.start("stop", lambda: session.post(_path(name, "/stop"), {}, idempotent=True),
                         ids={"app_name": name}, follow_up="get_app")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return _wait_compute(session, name, "STOPPED", ("ERROR", "DELETING"), inputs)
     return app if isinstance(app, dict) and app.get("name") else get_app(session, inputs)
 
@@ -73,7 +73,7 @@ def deploy_app(session, inputs):
     d = session.start("deploy", lambda: session.post(_path(name, "/deployments"), body, require=("deployment_id",)),
                       ids=lambda doc: {"app_name": name, "deployment_id": doc.get("deployment_id")},
                       follow_up="get_app")
-    if not inputs.get("wait_for_completion"):
+    if not inputs.get("wait"):
         return d
     did = d["deployment_id"]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 
+from .. import pickers
 from ..errors import ConnectorError, InputError
 
 API = "/api/2.1/clusters"
@@ -63,9 +64,9 @@ def get_cluster_events(session, inputs):
 # --------------------------------------------------------------------------- pickers
 
 def select_cluster(session, inputs):
-    clusters, _ = session.paginate(f"{API}/list", items="clusters", params={"page_size": 100}, require=("cluster_id",))
-    return [{"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})", "value": c["cluster_id"]}
-            for c in clusters]
+    return pickers.from_list(session, f"{API}/list", inputs, items="clusters", require=("cluster_id",), size_param="page_size",
+                             option=lambda c: {"label": f"{c.get('cluster_name') or c['cluster_id']} ({c.get('state', 'UNKNOWN')})",
+                                               "value": c["cluster_id"]})
 
 
 def select_node_type(session, inputs):
@@ -83,12 +84,25 @@ def select_node_type(session, inputs):
             bits.append(f"{mem / 1024:g} GB")
         label = t["node_type_id"] + (f" ({', '.join(bits)})" if bits else "")
         out.append({"label": label, "value": t["node_type_id"]})
-    return out
+    return pickers.select(out, inputs)
+
+
+def _runtime_order(version: dict):
+    """Long-term support first, then newest first (13.3 before 9.1), then the plain runtime before
+    its variants (ML, GPU, Photon)."""
+    import re
+
+    name = version.get("name") or version.get("key") or ""
+    numbers = re.match(r"\s*(\d+)\.(\d+)", name) or re.match(r"(\d+)\.(\d+)", version.get("key") or "")
+    major, minor = (int(numbers.group(1)), int(numbers.group(2))) if numbers else (-1, -1)
+    variant = any(w in name for w in ("ML", "GPU", "Photon", "Beta", "Genomics"))
+    return ("LTS" not in name, -major, -minor, variant, name)
 
 
 def select_spark_version(session, inputs):
-    versions = list_spark_versions(session, inputs).get("versions") or []
-    return [{"label": v.get("name") or v["key"], "value": v["key"]} for v in versions]
+    versions = [v for v in list_spark_versions(session, inputs).get("versions") or [] if isinstance(v, dict) and v.get("key")]
+    versions.sort(key=_runtime_order)
+    return pickers.select([{"label": v.get("name") or v["key"], "value": v["key"]} for v in versions], inputs)
 
 
 # --------------------------------------------------------------------------- create / edit / resize
@@ -163,7 +177,7 @@ def create_cluster(session, inputs):
                             ids=lambda r: {"cluster_id": r.get("cluster_id")}, follow_up="wait_for_cluster_state")
     cluster_id, token = created["cluster_id"], created["idempotency_token"]
     out = {"cluster_id": cluster_id, "idempotency_token": token}
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         cluster = wait_for_cluster(session, cluster_id, "RUNNING", inputs)
         out = {**cluster, **out}
     return out
@@ -193,7 +207,7 @@ def _lifecycle(session, inputs, op: str, target: str):
     follow = "wait_for_cluster_state" if target == "RUNNING" else ("wait_for_cluster_state", {"target_state": target})
     session.start(op, lambda: session.post(f"{API}/{op}", {"cluster_id": cluster_id}, idempotent=op == "delete"),
                   ids={"cluster_id": cluster_id}, follow_up=follow)
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_cluster(session, cluster_id, target, inputs)
     return _get(session, cluster_id)
 

@@ -21,7 +21,7 @@ def create_execution_context(session, inputs):
     created = _create_context(session, cluster_id, inputs.get("language", "python"))
     context_id = created["id"]
     out = {**created, "context_id": context_id, "cluster_id": cluster_id}
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         out["status"] = wait_for_context(session, cluster_id, context_id, inputs)["status"]
     return out
 
@@ -76,7 +76,7 @@ def run_command(session, inputs):
     destroyed once the command has ended (finished, failed, cancelled on timeout or interrupt)
     unless Keep Execution Context is set; otherwise its id is in the output for later steps."""
     cluster_id, context_id = inputs["cluster_id"], inputs.get("context_id")
-    waiting = inputs.get("wait_for_result")
+    waiting = inputs.get("wait")
     owned = False
     if not context_id:
         context_id = _create_context(session, cluster_id, inputs.get("language", "python"))["id"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from .. import results
+from .. import pickers, results
 from ..errors import ConnectorError, InputError
 
 API = "/api/2.2/jobs"
@@ -172,9 +172,10 @@ def delete_job(session, inputs):
 
 
 def select_job(session, inputs):
-    jobs, _ = session.paginate(f"{API}/list", items="jobs", params={"limit": 100}, require=("job_id",))
-    return [{"label": (j.get("settings") or {}).get("name") or str(j["job_id"]), "value": str(j["job_id"])}
-            for j in jobs]
+    # the value is the integer Job ID inputs take
+    return pickers.from_list(session, f"{API}/list", inputs, items="jobs", require=("job_id",), size_param="limit",
+                             option=lambda j: {"label": (j.get("settings") or {}).get("name") or str(j["job_id"]),
+                                               "value": j["job_id"]})
 
 
 # --------------------------------------------------------------------------- runs: shaping
@@ -253,7 +254,7 @@ def _failure(run, result, note=""):
 
 def _wait(session, run_id, inputs, *, repair_id=None):
     """Wait for a run (or its repair) to end; return (run, result). A run that does not succeed
-    raises operation_failed; on timeout the run is cancelled when Cancel on Timeout is set."""
+    raises operation_failed; on timeout the run is cancelled when On Timeout is cancel."""
     params = {"run_id": run_id}
     if repair_id is not None:
         params["include_history"] = True
@@ -275,7 +276,7 @@ def _wait(session, run_id, inputs, *, repair_id=None):
         return _terminal(run) and ours(run), run, state
 
     note = None
-    if inputs.get("cancel_on_timeout", True):
+    if inputs.get("on_timeout", "cancel") == "cancel":
         def cancel():
             session.post(f"{API}/runs/cancel", {"run_id": run_id}, idempotent=True)
             return f"Cancelled run {run_id}."
@@ -296,7 +297,7 @@ def _wait(session, run_id, inputs, *, repair_id=None):
 
 def _started(session, run_id, inputs, extra, repair_id=None):
     """Output for a run that was just started (run-now, submit, repair): waited or not."""
-    if inputs.get("wait_for_completion"):
+    if inputs.get("wait"):
         run, result = _wait(session, run_id, inputs, repair_id=repair_id)
         out = {"run_id": run_id, **extra, "run_page_url": run.get("run_page_url"), "state": _state(run),
                "result": result, "run": run}
@@ -344,8 +345,8 @@ def run_job_now(session, inputs):
         job_id = _job_id_by_name(session, inputs["job_name"])
     token = inputs.get("idempotency_token") or str(uuid.uuid4())
     body = {"job_id": job_id, "idempotency_token": token}
-    if inputs.get("job_parameters"):
-        body["job_parameters"] = inputs["job_parameters"]
+    if inputs.get("parameters"):
+        body["job_parameters"] = inputs["parameters"]
     _legacy_params(inputs, body)
     if inputs.get("only"):
         body["only"] = list(inputs["only"])
@@ -443,8 +444,8 @@ def repair_run(session, inputs):
     if latest is not None:
         body["latest_repair_id"] = latest
     # Re-send the run's own parameters so a repair never falls back to the job's defaults.
-    if inputs.get("job_parameters") is not None:
-        body["job_parameters"] = inputs["job_parameters"]
+    if inputs.get("parameters") is not None:
+        body["job_parameters"] = inputs["parameters"]
     else:
         params = {p["name"]: p.get("value", p.get("default")) for p in run.get("job_parameters") or []
                   if p.get("name") is not None and (p.get("value", p.get("default")) is not None)}
@@ -503,27 +504,27 @@ def _outcome(run):
 
 
 def select_run(session, inputs):
-    params = {"limit": 25}
+    params = {}
     if inputs.get("job_id") is not None:
         params["job_id"] = inputs["job_id"]
-    runs, _ = session.paginate(f"{API}/runs/list", items="runs", params=params, max_items=100)
-    out = []
-    for r in runs:
+
+    def option(r):
         state = _outcome(r) or (r.get("state") or {}).get("life_cycle_state") or "UNKNOWN"
-        out.append({"label": f"{r.get('run_name') or r.get('job_id') or 'run'} #{r['run_id']} ({state})", "value": r["run_id"]})
-    return out
+        return {"label": f"{r.get('run_name') or r.get('job_id') or 'run'} #{r['run_id']} ({state})", "value": r["run_id"]}
+    return pickers.from_list(session, f"{API}/runs/list", inputs, items="runs", params=params, require=("run_id",),
+                             size_param="limit", max_page=25, option=option)
 
 
 def select_job_task(session, inputs):
     tasks = (_fetch_job(session, inputs["job_id"]).get("settings") or {}).get("tasks") or []
-    return [{"label": t["task_key"] + (f" - {t['description']}" if t.get("description") else ""), "value": t["task_key"]}
-            for t in tasks if t.get("task_key")]
+    return pickers.select([{"label": t["task_key"] + (f" - {t['description']}" if t.get("description") else ""),
+                            "value": t["task_key"]} for t in tasks if t.get("task_key")], inputs)
 
 
 def select_run_task(session, inputs):
     tasks = _fetch_run(session, inputs["run_id"]).get("tasks") or []
-    return [{"label": f"{t['task_key']} ({_outcome(t) or (t.get('state') or {}).get('life_cycle_state') or 'UNKNOWN'})",
-             "value": t["task_key"]} for t in tasks if t.get("task_key")]
+    return pickers.select([{"label": f"{t['task_key']} ({_outcome(t) or (t.get('state') or {}).get('life_cycle_state') or 'UNKNOWN'})",
+                            "value": t["task_key"]} for t in tasks if t.get("task_key")], inputs)
 
 
 # --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)

@@ -39,7 +39,7 @@ def install_libraries(session, inputs):
     session.start("install", lambda: session.post(f"{API}/install", {"cluster_id": cid, "libraries": libs},
                                                   idempotent=True),
                   ids={"cluster_id": cid}, follow_up="get_library_status")
-    if not inputs.get("wait_for_installation"):
+    if not inputs.get("wait"):
         return _status(session, cid)
 
     def ours(doc):

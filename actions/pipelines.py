@@ -225,7 +225,7 @@ def start_pipeline_update(session, inputs):
                             ids=lambda doc: {"pipeline_id": pid, "update_id": doc.get("update_id")},
                             follow_up="get_pipeline_update")
     uid = started["update_id"]
-    if not inputs.get("wait_for_completion"):
+    if not inputs.get("wait"):
         update = _get_update(session, pid, uid)
         return {"pipeline_id": pid, "update_id": uid, "state": update.get("state", "UNKNOWN"), "update": update}
 
@@ -235,7 +235,7 @@ def start_pipeline_update(session, inputs):
         return state in TERMINAL, update, state
 
     note = None
-    if inputs.get("cancel_on_timeout", True):
+    if inputs.get("on_timeout", "cancel") == "cancel":
         def cancel():
             session.post(_path(pid, "/stop"), {}, idempotent=True)
             return f"Stopped update {uid} of pipeline {pid}."
@@ -262,7 +262,7 @@ def stop_pipeline(session, inputs):
     pid = inputs["pipeline_id"]
     session.start("stop", lambda: session.post(_path(pid, "/stop"), {}, idempotent=True),
                   ids={"pipeline_id": pid}, follow_up="get_pipeline")
-    if not inputs.get("wait_for_state"):
+    if not inputs.get("wait"):
         return _get(session, pid)
 
     def poll():

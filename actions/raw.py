@@ -128,7 +128,7 @@ def raw_request(session, inputs):
         policy = RetryPolicy(max_attempts=retries + 1, delay=(inputs.get("retry_delay_ms") or 0) / 1000.0,
                              exponential=bool(inputs.get("use_exponential_backoff")),
                              retry_all_errors=bool(inputs.get("retry_on_all_errors")))
-    timeout = inputs.get("timeout")
+    timeout = inputs.get("timeout_ms")
     deadline_kw = {}
     if timeout:
         import time

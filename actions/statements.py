@@ -199,7 +199,7 @@ def check_execute_sql_statement(inputs) -> list:
         problems.append({"key": "disposition", "label": "Disposition", "reason": f"INLINE results are JSON_ARRAY only; "
                          f"{fmt} needs EXTERNAL_LINKS (or auto)"})
     if output_path is not None:
-        if not inputs.get("wait_for_result", True):
+        if not inputs.get("wait", True):
             problems.append({"key": "output_path", "label": "Output File", "reason": "needs Wait for Result: a file can "
                              "only be written once the result exists"})
         else:
@@ -229,7 +229,7 @@ def execute_sql_statement(session, inputs):
         body["query_tags"] = [{"key": k, **({"value": v} if v not in (None, "") else {})}
                               for k, v in inputs["query_tags"].items()]
 
-    if not inputs.get("wait_for_result", True):
+    if not inputs.get("wait", True):
         doc = session.post(API, dict(body, wait_timeout="0s"), require=("statement_id",))
         return {"statement_id": doc.get("statement_id"), "status": _status(doc)}
 
@@ -311,7 +311,7 @@ def _trigger_sql(session, inputs, poll, statement, parameters=None, max_rows=Non
     timeout = 600 if poll.deadline is None else max(1, int(poll.deadline - time.monotonic() - 1))
     out = execute_sql_statement(session, {
         "warehouse_id": inputs["warehouse_id"], "statement": statement, "parameters": parameters,
-        "wait_for_result": True, "timeout_seconds": timeout, "poll_interval_seconds": 0.5, "on_timeout": "cancel",
+        "wait": True, "timeout_seconds": timeout, "poll_interval_seconds": 0.5, "on_timeout": "cancel",
         "result_shape": "objects", "decimals_as": "string", "format": "JSON_ARRAY", "disposition": "auto",
         "max_rows": max_rows})
     return out.get("rows") or [], {c["name"]: c.get("type_text") for c in out.get("columns") or []}

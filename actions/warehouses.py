@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from .. import pickers
 from ..errors import ConnectorError
 
 API = "/api/2.0/sql/warehouses"
@@ -22,8 +23,8 @@ def list_sql_warehouses(session, inputs):
 
 
 def select_sql_warehouse(session, inputs):
-    warehouses, _ = session.paginate(API, items="warehouses", require=("id",))
-    return [{"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]} for w in warehouses]
+    return pickers.from_list(session, API, inputs, items="warehouses", require=("id",),
+                             option=lambda w: {"label": f"{w.get('name') or w['id']} ({w.get('state', 'UNKNOWN')})", "value": w["id"]})
 
 
 def wait_for_warehouse(session, warehouse_id: str, *, success: str, failure: tuple, timeout: float,
@@ -60,7 +61,7 @@ def start_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
     session.start("start", lambda: session.post(_path(wid, "/start"), {}, idempotent=True),
                   ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_warehouse(session, wid, success="RUNNING", failure=("STOPPED", "DELETED", "DELETING"),
                                   timeout=inputs["timeout_seconds"], interval=inputs["poll_interval_seconds"],
                                   what=f"SQL warehouse {wid} to be RUNNING")
@@ -71,7 +72,7 @@ def stop_sql_warehouse(session, inputs):
     wid = inputs["warehouse_id"]
     session.start("stop", lambda: session.post(_path(wid, "/stop"), {}, idempotent=True),
                   ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_warehouse(session, wid, success="STOPPED", failure=(), timeout=inputs["timeout_seconds"],
                                   interval=inputs["poll_interval_seconds"], what=f"SQL warehouse {wid} to be STOPPED")
     return session.get(_path(wid))
@@ -121,7 +122,7 @@ def create_sql_warehouse(session, inputs):
     created = session.start("create", lambda: session.post(API, body, require=("id",)),
                             ids=lambda doc: {"warehouse_id": doc.get("id")}, follow_up="get_sql_warehouse")
     wid = created["id"]
-    if inputs.get("wait_for_state"):
+    if inputs.get("wait"):
         return wait_for_warehouse(session, wid, success="RUNNING", failure=("STOPPED", "DELETED", "DELETING"),
                                   timeout=inputs["timeout_seconds"], interval=inputs["poll_interval_seconds"],
                                   what=f"SQL warehouse {wid} to be RUNNING")
@@ -138,7 +139,7 @@ def edit_sql_warehouse(session, inputs):
     body = _body(inputs, {k: v for k, v in current.items() if k in EDIT_FIELDS})
     session.start("edit", lambda: session.post(_path(wid, "/edit"), body, idempotent=True),   # a full replacement
                   ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
-    if not inputs.get("wait_for_state"):
+    if not inputs.get("wait"):
         return session.get(_path(wid))
 
     def poll():

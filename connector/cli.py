@@ -1,7 +1,9 @@
-"""``databricks-connector``: spec, check, run, pick, poll, login, docs, emulator, serve, demo.
+"""``databricks-connector``: list, describe, spec, check, run, pick, poll, login, docs, emulator,
+serve, demo.
 
-stdout carries exactly one JSON document: the action's output, or ``{"error": {...}}`` with a
-non-zero exit code. Logs, debug lines and progress go to stderr.
+stdout carries exactly one JSON document: the action's output, or ``{"error": {...}}`` with the
+exit code of the error's family (``EXIT_CODES``, docs/cli.md). Logs, debug lines and progress go
+to stderr. ``list`` and ``describe`` print text for people, or JSON with ``--json``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,33 @@ import sys
 
 from .errors import ConnectorError
 
+# One exit code per error family: what the caller does about it (docs/cli.md has this table).
+EXIT_FAMILIES = [
+    (1, "input", ("invalid_input", "bad_request"),
+     "Fix the command: an unknown action or option, a bad input, or a request Databricks refused as invalid."),
+    (2, "connection", ("configuration", "authentication"),
+     "Fix the connection: no connection, a bad connection file, or credentials Databricks refused."),
+    (3, "permission", ("permission_denied",), "Grant the user or service principal the permission named."),
+    (4, "not found", ("not_found",), "Check the id: the resource does not exist or was deleted."),
+    (5, "conflict or state", ("conflict", "invalid_state"),
+     "The resource exists already, changed meanwhile, or is in a state that does not allow this; wait or change it first."),
+    (6, "rate limited", ("rate_limited",), "Databricks throttled the requests; run again later."),
+    (7, "server or network", ("server_error", "unavailable", "network"),
+     "Databricks or the network failed; run again (check the host when it persists)."),
+    (8, "timeout", ("timeout",), "A wait passed its timeout; follow the step with the action the error names."),
+    (9, "operation failed", ("operation_failed",), "The run, command or statement ran and failed; see its error."),
+    (10, "other", ("internal",), "A bug in the connector; report it with the command."),
+    (130, "interrupted", ("interrupted",), "Ctrl-C or SIGTERM; what the step started was cancelled where it could be."),
+]
+EXIT_CODES = {t: code for code, _, types, _ in EXIT_FAMILIES for t in types}
+EXIT_OTHER = 10
+EXIT_INTERRUPTED = 130   # SIGINT or SIGTERM during a step: {"error": {"type": "interrupted", ...}} on stdout
+
+
+def exit_code(error_type: str) -> int:
+    """The exit code of an error type (its family's), ``EXIT_OTHER`` for a type not in the table."""
+    return EXIT_CODES.get(error_type, EXIT_OTHER)
+
 
 def _print(doc) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -19,7 +48,7 @@ def _print(doc) -> None:
 
 def _fail(err: ConnectorError) -> int:
     _print({"error": err.to_dict()})
-    return 1
+    return exit_code(err.type)
 
 
 def _connection(args):
@@ -45,16 +74,48 @@ def _connection(args):
     return doc
 
 
+class _Stdin:
+    """Standard input, read once: ``--inputs-json @-`` or one ``key=@-``."""
+
+    def __init__(self):
+        self.used_by = None
+
+    def read(self, who: str) -> str:
+        if self.used_by is not None:
+            raise ConnectorError("invalid_input", f"Standard input is read once; {self.used_by} already read it, so {who} cannot",
+                                 hint="Put one of the values in a file and pass it as @FILE.")
+        self.used_by = who
+        return sys.stdin.read()
+
+
+def _read_at(ref: str, who: str, stdin: _Stdin) -> str:
+    """The text of ``@FILE`` (``@-``: standard input); one trailing newline is dropped."""
+    name = ref[1:]
+    if name == "-":
+        text = stdin.read(who)
+    else:
+        try:
+            with open(name, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise ConnectorError("invalid_input", f"Cannot read {name} for {who}: {exc.strerror}",
+                                 hint="Give a readable file after @ (or @- for standard input); start a value with @@ "
+                                      "for a literal @.") from None
+        except UnicodeDecodeError:
+            raise ConnectorError("invalid_input", f"{name} (for {who}) is not UTF-8 text") from None
+    return text[:-1] if text.endswith("\n") else text
+
+
 def _inputs(args) -> dict:
+    """Inputs from ``--inputs-json`` (JSON, ``@FILE`` or ``@-``) and then ``key=value`` pairs
+    (``key=@FILE`` reads the value from a file, ``key=@-`` from standard input, ``key=@@x`` is
+    the literal ``@x``); a pair wins over the same key in the JSON."""
     values: dict = {}
-    if args.inputs_json:
+    stdin = _Stdin()
+    if args.inputs_json is not None:
         text = args.inputs_json
         if text.startswith("@"):
-            try:
-                with open(text[1:], encoding="utf-8") as fh:
-                    text = fh.read()
-            except OSError as exc:
-                raise ConnectorError("invalid_input", f"Cannot read {text[1:]}: {exc.strerror}") from None
+            text = _read_at(text, "--inputs-json", stdin)
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -67,10 +128,28 @@ def _inputs(args) -> dict:
     for pair in args.pairs:
         if "=" not in pair:
             raise ConnectorError("invalid_input", f"Expected key=value, got {pair!r}",
-                                 hint="Give inputs as key=value pairs, e.g. cluster_id=0123-456789-abcdefgh.")
+                                 hint="Give inputs as key=value pairs, e.g. cluster_id=0123-456789-abcdefgh; "
+                                      "`databricks-connector describe ACTION` lists them.")
         key, value = pair.split("=", 1)
-        values[key.strip()] = value
+        key = key.strip()
+        if value.startswith("@@"):
+            value = value[1:]
+        elif value.startswith("@") and len(value) > 1:
+            value = _read_at(value, key, stdin)
+        values[key] = value
     return values
+
+
+def _find(connector, name: str, sections=("actions", "pickers", "triggers")):
+    """(section, item) of a name in the first section that has it; the first section's error (with
+    its did-you-mean) when none does."""
+    first = None
+    for section in sections:
+        try:
+            return section, connector._lookup(section, name)
+        except ConnectorError as err:
+            first = first or err
+    raise first
 
 
 def cmd_spec(args) -> int:
@@ -84,17 +163,200 @@ def cmd_run(args) -> int:
     from .runner import default
 
     connector = default()
+    section = "pickers" if args.command == "pick" else "actions"
+    if args.help or not args.name:
+        if not args.name:
+            if args.help:
+                sys.stdout.write(args._parser.format_help())
+                return 0
+            sys.stderr.write(args._parser.format_usage())     # stdout keeps its one JSON document
+            return _fail(ConnectorError("invalid_input", f"databricks-connector {args.command}: name the {section[:-1]} to run",
+                                        hint="`databricks-connector list` shows them all."))
+        sys.stdout.write(describe_text(connector, section, connector._lookup(section, args.name)))
+        return 0
+    item = connector._lookup(section, args.name)   # an unknown name is said before asking for a connection
     values = _inputs(args)
     if getattr(args, "output", None):
         values["output_path"] = args.output
+    if args.debug:
+        if not any(i["key"] == "debug" for i in item["inputs"]):
+            raise ConnectorError("invalid_input", f"{item['label']} has no Debug Request input; run it without --debug")
+        values["debug"] = True
     try:
         if args.command == "pick":
-            _print(connector.pick(args.name, _connection(args), values))
+            _print(connector.pick(item["key"], _connection(args), values))
         else:
-            connector.action(args.name)  # unknown action: say so before asking for a connection
-            _print(connector.run(args.name, _connection(args), values, progress=False if args.quiet else None))
+            _print(connector.run(item["key"], _connection(args), values, progress=False if args.quiet else None))
     finally:
         _save_rotated_tokens(args)
+    return 0
+
+
+# --------------------------------------------------------------------------- list and describe
+
+def _one_line(text: str | None, width: int = 88) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= width else line[:width - 3].rstrip() + "..."
+
+
+def _listing(connector, kind: str | None, area: str | None) -> list[dict]:
+    from .inputs import suggest
+
+    manifest = connector.manifest
+    areas = sorted({i.get("area") for s in ("actions", "pickers", "triggers") for i in manifest.get(s, []) if i.get("area")})
+    if area is not None and area not in areas:
+        guess = suggest(area, areas)
+        raise ConnectorError("invalid_input", f"Unknown area {area!r}" + (f"; did you mean {' or '.join(guess)}?" if guess else ""),
+                             hint=f"Areas: {', '.join(areas)}.")
+    out = []
+    for section in ("actions", "pickers", "triggers"):
+        if kind and section != kind:
+            continue
+        for item in manifest.get(section, []):
+            if area and item.get("area") != area:
+                continue
+            out.append({"kind": section[:-1], "key": item["key"], "label": item["label"], "group": item.get("group"),
+                        "area": item.get("area"), "description": _one_line(item.get("description"), 10_000)})
+    return out
+
+
+def cmd_list(args) -> int:
+    from .runner import default
+
+    rows = _listing(default(), args.kind, args.area)
+    if args.json:
+        _print(rows)
+        return 0
+    lines = []
+    for section in ("action", "picker", "trigger"):
+        part = [r for r in rows if r["kind"] == section]
+        if not part:
+            continue
+        width = max(len(r["key"]) for r in part)
+        gwidth = max(len(r["group"] or r["area"] or "") for r in part)
+        lines.append(f"{section.upper()}S ({len(part)})")
+        for r in part:
+            lines.append(f"  {r['key'].ljust(width)}  {(r['group'] or r['area'] or '').ljust(gwidth)}  {_one_line(r['description'], 72)}")
+        lines.append("")
+    lines.append("`databricks-connector describe KEY` shows an item's inputs and output; `databricks-connector run KEY "
+                 "key=value ...` runs an action (`pick` a picker, `poll` a trigger).")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def describe(connector, section: str, item: dict) -> dict:
+    """What a caller needs to call an item: its inputs (key, label, type, required, default, choices,
+    comments, aliases), its output schema and example, and how to run it."""
+    from . import inputs as _inputs
+    from .runner import _spec_item
+
+    spec = _spec_item(section, item, connector.manifest.get("definitions", {}))
+    required = set(spec["input_schema"].get("required", []))
+    rows = []
+    for inp in _inputs.data_inputs(item):
+        row = {"key": inp["key"], "label": inp["label"], "type": inp.get("type", "string"),
+               "required": inp["key"] in required}
+        if "default" in inp:
+            row["default"] = inp["default"]
+        if inp.get("choices"):
+            row["choices"] = [c["value"] if isinstance(c, dict) else c for c in inp["choices"]]
+        if inp.get("comments"):
+            row["comments"] = inp["comments"]
+        if inp.get("aliases"):
+            row["aliases"] = [a["key"] for a in _inputs.aliases_of(inp)]
+        if _inputs.is_secret(inp):
+            row["secret"] = True
+        if inp.get("picker"):
+            row["picker"] = inp["picker"]
+        if inp.get("advanced"):
+            row["advanced"] = True
+        rows.append(row)
+    verb = {"actions": "run", "pickers": "pick", "triggers": "poll"}[section]
+    usage = " ".join([f"databricks-connector {verb} {item['key']}", *(f"{r['key']}=VALUE" for r in rows if r["required"]),
+                      "[key=value ...]", "[--connection FILE]"])
+    out = {"kind": section[:-1], "key": item["key"], "label": item["label"], "description": item.get("description"),
+           "group": item.get("group"), "area": item.get("area"), "version": item.get("version"),
+           "annotations": item.get("annotations"), "usage": usage, "inputs": rows}
+    if section == "triggers":
+        out["event_schema"] = spec.get("event_schema")
+        out["example_event"] = item.get("example_event")
+    else:
+        out["output_schema"] = spec.get("output_schema")
+        out["example_output"] = item.get("example_output")
+    return out
+
+
+def _schema_summary(schema) -> str:
+    if not isinstance(schema, dict):
+        return "any JSON"
+    if schema.get("type") == "array":
+        items = schema.get("items") or {}
+        return f"an array of {_schema_summary(items)}"
+    props = schema.get("properties")
+    if props:
+        return "an object with " + ", ".join(props)
+    for combo in ("oneOf", "anyOf"):
+        if schema.get(combo):
+            return " | ".join(filter(None, (b.get("title") or _schema_summary(b) for b in schema[combo] if isinstance(b, dict))))
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    return schema.get("type") or "any JSON"
+
+
+def describe_text(connector, section: str, item: dict) -> str:
+    doc = describe(connector, section, item)
+    where = [f"{doc['kind']} {doc['key']}", *(f"{k} {doc[k]}" for k in ("area", "group", "version") if doc.get(k))]
+    lines = [f"{doc['label']}  ({'; '.join(where[:1])}; {', '.join(where[1:])})"]
+    if doc.get("description"):
+        lines += ["", doc["description"].strip()]
+    ann = doc.get("annotations") or {}
+    flags = [k.replace("_", "-") for k, v in ann.items() if v]
+    if flags:
+        lines += ["", "Annotations: " + ", ".join(flags)]
+    lines += ["", "Usage:", "  " + doc["usage"], ""]
+    rows = doc["inputs"]
+    if rows:
+        head = ["KEY", "LABEL", "TYPE", "REQUIRED", "DEFAULT"]
+        cells = [[r["key"], r["label"], r["type"], "yes" if r["required"] else "",
+                  json.dumps(r["default"]) if "default" in r else ""] for r in rows]
+        widths = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(len(head))]
+        lines.append("Inputs:")
+        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+        for r, c in zip(rows, cells):
+            lines.append("  " + "  ".join(x.ljust(w) for x, w in zip(c, widths)).rstrip())
+            notes = []
+            if r.get("comments"):
+                notes.append(" ".join(r["comments"].split()))
+            if r.get("choices"):
+                notes.append("One of: " + ", ".join(map(str, r["choices"])) + ".")
+            if r.get("aliases"):
+                notes.append("Also accepted as: " + ", ".join(r["aliases"]) + ".")
+            if r.get("secret"):
+                notes.append("Secret: never printed.")
+            if r.get("picker"):
+                notes.append(f"Options: databricks-connector pick {r['picker']}.")
+            if notes:
+                lines.append("      " + " ".join(notes))
+        lines.append("")
+    schema_key, example_key = ("event_schema", "example_event") if section == "triggers" else ("output_schema", "example_output")
+    lines.append(("Event: " if section == "triggers" else "Output: ") + _schema_summary(doc.get(schema_key)))
+    if doc.get(example_key) is not None:
+        lines += ["Example:", *("  " + ln for ln in json.dumps(doc[example_key], indent=2, default=str).splitlines())]
+    lines.append("")
+    lines.append(f"`databricks-connector describe {doc['key']} --json` gives this with the full "
+                 f"{'event' if section == 'triggers' else 'output'} schema.")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_describe(args) -> int:
+    from .runner import default
+
+    connector = default()
+    section, item = _find(connector, args.name)
+    if args.json:
+        _print(describe(connector, section, item))
+    else:
+        sys.stdout.write(describe_text(connector, section, item))
     return 0
 
 
@@ -231,7 +493,7 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(fast=args.fast)
+    return run_demo(fast=args.fast, full=args.full)
 
 
 def _write_json_atomically(path: str, doc: dict) -> None:
@@ -321,24 +583,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("spec", help="print the manifest with compiled JSON Schemas").set_defaults(func=cmd_spec)
 
+    ls = sub.add_parser("list", help="list the actions, pickers and triggers (key, group, description)")
+    ls.add_argument("kind", nargs="?", choices=("actions", "pickers", "triggers"), help="only this kind")
+    ls.add_argument("--area", help="only this API area (clusters, jobs, ...)")
+    ls.add_argument("--json", action="store_true", help="a JSON array instead of text")
+    ls.set_defaults(func=cmd_list)
+
+    ds = sub.add_parser("describe", help="an action's (picker's, trigger's) inputs, output schema and example")
+    ds.add_argument("name", help="action, picker or trigger key or label")
+    ds.add_argument("--json", action="store_true", help="JSON instead of text (with the full output schema)")
+    ds.set_defaults(func=cmd_describe)
+
+    inputs_help = ("inputs as a JSON object, @FILE or @- (standard input); key=value pairs given too win")
+    conn_help = "connection JSON file (default: DATABRICKS_* environment or ~/.databrickscfg)"
     for name, helptext in (("run", "run an action"), ("pick", "run a picker (the options of a dropdown)")):
-        r = sub.add_parser(name, help=helptext)
-        r.add_argument("name", help="action key or label" if name == "run" else "picker key or label")
+        r = sub.add_parser(name, help=helptext, add_help=False,
+                           epilog="Inputs: key=value, key=@FILE (the file's text), key=@- (standard input), key=@@x "
+                                  "(a literal @x). Options and inputs go in any order. "
+                                  f"`databricks-connector {name} KEY --help` describes one {'action' if name == 'run' else 'picker'}.")
+        r.add_argument("name", nargs="?", help="action key or label" if name == "run" else "picker key or label")
         r.add_argument("pairs", nargs="*", metavar="key=value", help="inputs")
-        r.add_argument("--inputs-json", help="inputs as a JSON object, or @FILE")
-        r.add_argument("--connection", help="connection JSON file (default: DATABRICKS_* environment or ~/.databrickscfg)")
+        r.add_argument("-h", "--help", action="store_true", help="describe the action (or show this help without one)")
+        r.add_argument("--inputs-json", help=inputs_help)
+        r.add_argument("--connection", help=conn_help)
+        r.add_argument("--debug", action="store_true", help="log each request and answer to stderr, secrets redacted")
         if name == "run":
             r.add_argument("--output", help="write result rows to this file (actions that support it)")
             r.add_argument("--quiet", action="store_true", help="no progress lines on stderr while the step waits")
-        r.set_defaults(func=cmd_run)
+        r.set_defaults(func=cmd_run, _parser=r)
 
-    q = sub.add_parser("poll", help="poll a trigger once (events on stdout; the state in --state FILE)")
-    q.add_argument("name", help="trigger key or label")
+    q = sub.add_parser("poll", help="poll a trigger once (events on stdout; the state in --state FILE)", add_help=False)
+    q.add_argument("name", nargs="?", help="trigger key or label")
     q.add_argument("pairs", nargs="*", metavar="key=value", help="inputs")
-    q.add_argument("--inputs-json", help="inputs as a JSON object, or @FILE")
-    q.add_argument("--connection", help="connection JSON file (default: DATABRICKS_* environment or ~/.databrickscfg)")
+    q.add_argument("-h", "--help", action="store_true", help="describe the trigger (or show this help without one)")
+    q.add_argument("--inputs-json", help=inputs_help)
+    q.add_argument("--connection", help=conn_help)
     q.add_argument("--state", help="state file: read (missing = first poll) and rewritten atomically after the poll")
-    q.set_defaults(func=cmd_poll)
+    q.set_defaults(func=_poll_or_help, _parser=q)
 
     c = sub.add_parser("check", help="verify a connection (who am I)")
     c.add_argument("--connection")
@@ -398,13 +679,62 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest request body accepted (default 20 MiB)")
     v.set_defaults(func=cmd_serve)
 
-    m = sub.add_parser("demo", help="start an emulator and run a tour of real actions")
+    m = sub.add_parser("demo", help="start an emulator and run a tour of real actions, printing each command")
     m.add_argument("--fast", action="store_true", help="shorten simulated start-up times")
+    m.add_argument("--full", action="store_true", help="print every output in full (long ones are cut otherwise)")
     m.set_defaults(func=cmd_demo)
     return p
 
 
-EXIT_INTERRUPTED = 130   # SIGINT or SIGTERM during a step: {"error": {"type": "interrupted", ...}} on stdout
+def _poll_or_help(args) -> int:
+    if args.help or not args.name:
+        from .runner import default
+
+        if not args.name:
+            if args.help:
+                sys.stdout.write(args._parser.format_help())
+                return 0
+            sys.stderr.write(args._parser.format_usage())
+            return _fail(ConnectorError("invalid_input", "databricks-connector poll: name the trigger to poll",
+                                        hint="`databricks-connector list triggers` shows them."))
+        connector = default()
+        sys.stdout.write(describe_text(connector, "triggers", connector._lookup("triggers", args.name)))
+        return 0
+    return cmd_poll(args)
+
+
+POSITIONAL_EXTRAS = ("run", "pick", "poll")   # commands whose key=value inputs may follow their options
+
+
+def _parse(parser, argv):
+    """argparse with inputs and options in any order (``run ACTION --connection F key=value``) and
+    a did-you-mean for an unknown option."""
+    args, extras = parser.parse_known_args(argv)
+    unknown = []
+    for extra in extras:
+        if args.command in POSITIONAL_EXTRAS and not extra.startswith("-"):
+            if args.name is None:
+                args.name = extra
+            else:
+                args.pairs.append(extra)
+        else:
+            unknown.append(extra)
+    if unknown:
+        from .inputs import suggest
+
+        options = sorted({o for a in _subparser(parser, args.command)._actions for o in a.option_strings if o.startswith("--")})
+        flag = unknown[0].split("=", 1)[0]
+        guess = suggest(flag.lstrip("-"), [o[2:] for o in options]) if flag.startswith("-") else []
+        mean = f"; did you mean {' or '.join('--' + g for g in guess)}?" if guess else ""
+        raise _UsageError(f"unrecognized arguments: {' '.join(unknown)}{mean}")
+    return args
+
+
+def _subparser(parser, command):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command, parser)
+    return parser
 
 
 def _terminated(signum, frame):
@@ -422,12 +752,12 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except _UsageError as exc:
         sys.stderr.write(parser.format_usage())
         _print({"error": ConnectorError("invalid_input", f"databricks-connector: {exc}",
                                         hint="Run `databricks-connector --help` for the commands and options.").to_dict()})
-        return 2
+        return exit_code("invalid_input")
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminated)
@@ -443,6 +773,13 @@ def main(argv=None) -> int:
             _print({"error": ConnectorError("interrupted", "Interrupted before the step started anything.",
                                             hint="Run the step again when ready.").to_dict()})
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: one JSON error, never a traceback with a secret in it
+        return _fail(ConnectorError("internal", f"Unexpected {type(exc).__name__} in databricks-connector {args.command}",
+                                    hint="This is a bug in the connector; please report it with the command."))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":      # python -m databricks_connector.cli
+    sys.exit(main())

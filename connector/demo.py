@@ -27,14 +27,14 @@ def _tour(emu):
         ("List node types", "list_node_types", "service_principal", {}),
         ("Create a single-node cluster and wait until it runs", "create_cluster", "service_principal", {
             "cluster_name": "demo-cluster", "spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge",
-            "num_workers": 0, "wait_for_state": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
+            "num_workers": 0, "wait": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
         ("Select Cluster picker", "pick:select_cluster", "service_principal", {}),
         ("Create an execution context on it", "create_execution_context", "service_principal",
          lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "language": "python"}),
         ("Run a Python command in that context and wait for the result", "run_command", "service_principal",
          lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "context_id": out["create_execution_context"]["id"],
                       "command": "import sys\nprint('hello from', sys.implementation.name)\n6 * 7",
-                      "wait_for_result": True, "timeout_seconds": 60, "poll_interval_seconds": 0.3}),
+                      "wait": True, "timeout_seconds": 60, "poll_interval_seconds": 0.3}),
         ("Execute an SQL statement", "execute_sql_statement", "personal_access_token",
          lambda out: {"warehouse_id": out["_warehouse"],
                       "statement": "SELECT :city AS city, 42 AS answer, current_date() AS today",
@@ -51,16 +51,43 @@ def _tour(emu):
                  "sql_task": {"warehouse_id": out["_warehouse"], "file": {"path": COUNT_PATH}}}]
                if out.get("_warehouse") else [])]}),
         ("Run the job now and wait for completion (every task's output)", "run_job_now", "service_principal",
-         lambda out: {"job_id": out["create_job"]["job_id"], "job_parameters": {"city": "Utrecht"},
-                      "wait_for_completion": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
+         lambda out: {"job_id": out["create_job"]["job_id"], "parameters": {"city": "Utrecht"},
+                      "wait": True, "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
         ("List clusters", "list_clusters", "personal_access_token", {}),
         ("Terminate the cluster and wait", "terminate_cluster", "service_principal",
-         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "wait_for_state": True,
+         lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "wait": True,
                       "timeout_seconds": 60, "poll_interval_seconds": 0.5}),
     ]
 
 
-def run_demo(fast: bool = False, out=None) -> int:
+CONNECTIONS_DIR = "conns"
+CUT = 3000
+
+
+def command(name: str, kind: str, values: dict) -> str:
+    """The step as a command line a user can copy: inputs as ``key=value`` (shell-quoted; JSON for
+    structured values), the connection as the file ``emulator --write-connections conns`` writes."""
+    import shlex
+
+    if name.startswith("pick:"):
+        words = ["databricks-connector", "pick", name[5:]]
+    else:
+        words = ["databricks-connector", "run", name]
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            text = json.dumps(value, separators=(",", ":"))
+        else:
+            text = str(value)
+        if text.startswith("@"):
+            text = "@" + text                          # a literal @ (key=@FILE reads a file)
+        words.append(shlex.quote(f"{key}={text}"))
+    words += ["--connection", f"{CONNECTIONS_DIR}/{kind}.json"]
+    return " ".join(words)
+
+
+def run_demo(fast: bool = False, out=None, full: bool = False) -> int:
     from .emulator import Emulator
     from .runner import Connector
 
@@ -71,6 +98,9 @@ def run_demo(fast: bool = False, out=None) -> int:
     with Emulator(port=0, **config) as emu:
         conns = emu.connections()
         sys.stderr.write(f"Emulated workspace at {emu.url}\n")
+        out.write("Each step below is printed as the command that runs it. To run them yourself, start an emulator\n"
+                  f"that writes its connection files:  databricks-connector emulator --write-connections {CONNECTIONS_DIR}\n"
+                  "(ids such as a cluster's differ from run to run: take them from the previous step's output).\n")
         outputs: dict = {}
         if "list_sql_warehouses" in known:
             listed = connector.run("list_sql_warehouses", conns["personal_access_token"], {})
@@ -80,6 +110,7 @@ def run_demo(fast: bool = False, out=None) -> int:
         for title, name, kind, inputs in _tour(emu):
             if name not in known:
                 continue
+            values = {}
             try:
                 values = inputs(outputs) if callable(inputs) else inputs
                 if name.startswith("pick:"):
@@ -90,10 +121,10 @@ def run_demo(fast: bool = False, out=None) -> int:
                 failures += 1
                 result = {"error": exc.to_dict() if isinstance(exc, ConnectorError) else repr(exc)}
             outputs[name] = result
-            out.write(f"\n## {title}\n$ databricks-connector {'pick ' + name[5:] if name.startswith('pick:') else 'run ' + name}\n")
+            out.write(f"\n## {title}\n$ {command(name, kind, values)}\n")
             text = json.dumps(result, indent=2, default=str)
-            if len(text) > 3000:
-                text = text[:3000] + f"\n... ({len(text) - 3000} more characters)"
+            if len(text) > CUT and not full:
+                text = text[:CUT] + f"\n... ({len(text) - CUT} more characters; `demo --full` prints everything)"
             out.write(text + "\n")
             out.flush()
     return 1 if failures else 0

@@ -43,6 +43,9 @@ def _input_rows(inputs) -> list[list[str]]:
         if i.get("choices") and i.get("type") != "connection":
             values = [c["value"] if isinstance(c, dict) else c for c in i["choices"]]
             comments = (comments + " " if comments else "") + "One of: " + ", ".join(f"`{_cell(v)}`" for v in values) + "."
+        if i.get("aliases"):
+            old = [a if isinstance(a, str) else a["key"] for a in i["aliases"]]
+            comments = (comments + " " if comments else "") + "Also accepted as " + ", ".join(f"`{a}`" for a in old) + "."
         rows.append([_cell(i["label"]), comments, _cell(i.get("default")), f"`{i['key']}`", _required(i)])
     return rows
 

@@ -653,10 +653,15 @@ def resolve(action: dict, raw: dict | None, check=None) -> dict:
     by_key = {i["key"]: i for i in data_inputs(action)}
     problems: list[dict] = []
     values: dict = {}
+    aliases = _aliases(action)
+    unknown = 0
+    if aliases and any(k in aliases for k in raw):
+        raw = _unalias(raw, aliases, by_key, problems)
     for key, value in raw.items():
         inp = by_key.get(key)
         if inp is None:
-            problems.append({"key": key, "label": key, "reason": "is not an input of this action"})
+            unknown += 1
+            problems.append({"key": key, "label": key, "reason": unknown_input(action, key, guess=unknown <= SUGGEST_KEYS)})
             continue
         if value is None or (isinstance(value, str) and value.strip() == "" and inp.get("type") not in ("text",)):
             continue  # an empty form field means "not given"
@@ -768,3 +773,115 @@ def _article(t) -> str:
     if isinstance(t, list):
         return " or ".join(names.get(x, x) for x in t)
     return names.get(t, t)
+
+
+# --------------------------------------------------------------------------- aliases and unknown keys
+#
+# An input may list ``aliases``: the names it had before (``wait_for_state`` for ``wait``), still
+# accepted from every front door, so a renamed input never breaks a saved workflow. An alias is a
+# key, or ``{key, values}`` when the old input took other values (``cancel_on_timeout: true``
+# means ``on_timeout: cancel``). The resolved inputs carry the input's own key only.
+
+_ALIAS_MAPS: dict[str, dict] = {}
+
+
+def aliases_of(inp: dict) -> list[dict]:
+    """An input's aliases as ``[{"key": old, "values": {old value: new value} or None}]``."""
+    return [{"key": a, "values": None} if isinstance(a, str) else {"key": a["key"], "values": a.get("values")}
+            for a in inp.get("aliases") or ()]
+
+
+def _aliases(action: dict) -> dict:
+    """{alias: (input, values)} of an item, built once per process."""
+    found = _ALIAS_MAPS.get(action["key"])
+    if found is None:
+        found = {a["key"]: (inp, a["values"]) for inp in data_inputs(action) for a in aliases_of(inp)}
+        _ALIAS_MAPS[action["key"]] = found
+    return found
+
+
+def _alias_value(value, mapping: dict):
+    """An old input's value in the new input's terms; raises _Bad when the old input had no such value."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value.strip()
+        low = text.lower()
+        if low in TRUE and "true" in mapping:
+            text = "true"
+        elif low in FALSE and "false" in mapping:
+            text = "false"
+    elif isinstance(value, (int, float)):
+        text = str(value)
+    else:
+        raise _Bad(f"must be one of {', '.join(map(str, mapping))}")
+    if text not in mapping:
+        raise _Bad(f"must be one of {', '.join(map(str, mapping))}")
+    return mapping[text]
+
+
+def _empty(value, inp: dict) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "" and inp.get("type") not in ("text",))
+
+
+def _unalias(raw: dict, aliases: dict, by_key: dict, problems: list) -> dict:
+    """The raw inputs with every alias renamed to its input's key (values translated); an input
+    given under two names is a problem named on the input, unless the two agree."""
+    out = {k: v for k, v in raw.items() if k not in aliases}
+    for old, value in raw.items():
+        if old not in aliases:
+            continue
+        inp, mapping = aliases[old]
+        key = inp["key"]
+        if _empty(value, inp):
+            continue
+        if mapping is not None:
+            try:
+                value = _alias_value(value, mapping)
+            except _Bad as exc:
+                problems.append({"key": old, "label": inp["label"], "reason": f"(the old name of {key}) {exc}"})
+                continue
+        if key in out and not _empty(out[key], inp) and out[key] != value:
+            problems.append({"key": key, "label": inp["label"],
+                             "reason": f"is given twice, as {key} and under its old name {old}; give only {key}"})
+            continue
+        out[key] = value
+    return out
+
+
+SUGGEST_MAX = 100          # longer names get no did-you-mean
+SUGGEST_KEYS = 20          # unknown keys of one call that get one; the rest are only named
+
+
+def suggest(name: str, known, n: int = 3) -> list[str]:
+    """The known names closest to a mistyped one (case and separators ignored), best first."""
+    import difflib
+
+    if not isinstance(name, str) or len(name) > SUGGEST_MAX:
+        return []                  # a hostile 20 MB key costs no comparison
+    norm = lambda t: re.sub(r"[\s_\-]+", "_", str(t).strip().lower())  # noqa: E731
+    by_norm: dict = {}
+    for k in known:
+        by_norm.setdefault(norm(k), k)
+    target = norm(name)
+    if target in by_norm:
+        return [by_norm[target]]
+    close = difflib.get_close_matches(target, list(by_norm), n=n, cutoff=0.6)
+    if not close:   # a prefix or a part of a name: "cluster" -> cluster_id
+        close = [k for k in by_norm if target and (k.startswith(target) or target in k.split("_"))][:n]
+    return [by_norm[c] for c in close]
+
+
+def unknown_input(action: dict, key: str, *, guess: bool = True) -> str:
+    """Why ``key`` is refused: not an input of this item, the inputs it may have meant, and all of its inputs."""
+    inputs = data_inputs(action)
+    names = [i["key"] for i in inputs]
+    if not guess:
+        return f"is not an input of {action.get('label') or 'this action'}"
+    labels = {i["label"]: i["key"] for i in inputs}
+    guess = suggest(key, names + list(labels) + list(_aliases(action)))
+    guess = list(dict.fromkeys(labels.get(g, _aliases(action)[g][0]["key"] if g in _aliases(action) else g) for g in guess))
+    text = f"is not an input of {action.get('label') or 'this action'}"
+    if guess:
+        text += " (did you mean " + " or ".join(guess) + "?)"
+    return text + f"; its inputs: {', '.join(names)}"

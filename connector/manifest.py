@@ -122,7 +122,7 @@ def check(doc, origins: dict | None = None) -> list[str]:
                 for err in Draft202012Validator(schema).iter_errors(doc)]
     if problems:
         return sorted(problems, key=_natural)
-    return _check_references(doc, origins)
+    return _check_references(doc, origins) or _check_aliases(doc, origins)
 
 
 def _natural(text: str):
@@ -404,3 +404,31 @@ def _write_atomic(target: Path, text: str) -> bool:
         return True
     except OSError:
         return False  # not writable here: the caller tries the next place
+
+
+def _check_aliases(doc, origins=None) -> list[str]:
+    """An input's ``aliases`` (its earlier names) name no other input or alias of the same item,
+    and an alias with ``values`` maps onto the input's choices when it has any."""
+    problems = []
+    resolved = resolve(doc, origins)
+    for section in SECTIONS:
+        for i, item in enumerate(resolved.get(section, [])):
+            where = _where([section, i], origins)
+            keys = {inp["key"] for inp in item.get("inputs", [])}
+            seen = {}
+            for j, inp in enumerate(item.get("inputs", [])):
+                for alias in inp.get("aliases") or ():
+                    name = alias if isinstance(alias, str) else alias["key"]
+                    if name in keys:
+                        problems.append(f"{where}/inputs/{j}/aliases: {name!r} is the key of an input of this {section[:-1]}")
+                    elif name in seen:
+                        problems.append(f"{where}/inputs/{j}/aliases: {name!r} is already an alias of {seen[name]!r}")
+                    seen.setdefault(name, inp["key"])
+                    values = None if isinstance(alias, str) else alias.get("values")
+                    if values and "choices" in inp:
+                        allowed = _choice_values(inp["choices"])
+                        for old, new in values.items():
+                            if new not in allowed:
+                                problems.append(f"{where}/inputs/{j}/aliases: {name!r} maps {old!r} to {new!r}, "
+                                                f"which is not one of the choices")
+    return problems

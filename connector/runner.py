@@ -203,8 +203,13 @@ class Connector:
             raise ConnectorError("invalid_input", f"The {section[:-1]} name must be text, not {type(name).__name__}")
         item = self._index.get((section, name)) or self._index.get((section, name.lower()))
         if item is None:
-            known = ", ".join(sorted(i["key"] for i in self.manifest.get(section, [])))
-            raise ConnectorError("invalid_input", f"Unknown {section[:-1]} {name!r}", hint=f"Known {section}: {known}.")
+            items = self.manifest.get(section, [])
+            known = ", ".join(sorted(i["key"] for i in items))
+            by_label = {i["label"]: i["key"] for i in items}
+            guess = list(dict.fromkeys(by_label.get(g, g) for g in _inputs.suggest(name, [i["key"] for i in items] + list(by_label))))
+            mean = f"; did you mean {' or '.join(guess)}?" if guess else ""
+            raise ConnectorError("invalid_input", f"Unknown {section[:-1]} {name!r}{mean}", hint=f"Known {section}: {known}.",
+                                 details={"did_you_mean": guess} if guess else None)
         return item
 
     def action(self, name: str) -> dict:

@@ -66,7 +66,7 @@ def test_check_says_who_i_am(emulator, conn, conn_file):
 
 def test_errors_are_one_json_document_with_a_non_zero_exit(emulator, conn_file):
     code, out, _ = cli("run", "get_cluster", "cluster_id=0000-000000-missing0", "--connection", conn_file)
-    assert code == 1
+    assert code == 4                                       # the not-found family (docs/cli.md)
     err = json.loads(out)["error"]
     assert set(err) >= {"type", "message", "hint", "status", "error_code"}
     assert err["type"] == "not_found" and err["status"] == 400
@@ -88,7 +88,7 @@ def test_unknown_action_and_missing_connection(tmp_path):
     env = {k: "" for k in ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")}
     env["DATABRICKS_CONFIG_FILE"] = str(tmp_path / "none")
     code, out, _ = cli("run", "get_current_user", env=env)
-    assert code == 1 and json.loads(out)["error"]["type"] == "configuration"
+    assert code == 2 and json.loads(out)["error"]["type"] == "configuration"
 
 
 def test_connection_from_environment_and_profile(emulator, tmp_path):
@@ -109,7 +109,7 @@ def test_debug_request_never_prints_a_secret(emulator, conn, conn_file):
     assert code == 0
     assert "[databricks] GET" in err and "Authorization" in err and "****" in err
     code2, out2, err2 = cli("run", "get_cluster", "cluster_id=missing-1", "debug=true", "--connection", conn_file)
-    assert code2 == 1
+    assert code2 == 4
     secrets = [conn.get("token"), conn.get("client_secret")]
     tokens = [e["headers"].get("Authorization", "").removeprefix("Bearer ") for e in emulator.requests[-6:]]
     for secret in filter(None, secrets + tokens):
@@ -156,6 +156,8 @@ def test_demo_runs_a_tour_of_real_actions():
     assert code == 0, out[-2000:] + err[-2000:]
     assert "## Who am I? (personal access token)" in out
     assert '"userName": "emulator-user@example.com"' in out
+    assert "$ databricks-connector run get_current_user --connection conns/personal_access_token.json\n" in out
+    assert "more characters; `demo --full` prints everything)" in out        # long outputs are cut, saying how not to
 
 
 def test_login_signs_in_through_the_browser_step_and_writes_a_connection_file(emulator, tmp_path):
@@ -212,7 +214,7 @@ def test_login_reports_a_denied_sign_in(emulator, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode == 1
+    assert p.returncode == 2                               # the connection family (docs/cli.md)
     error = json.loads(out)["error"]
     assert error["type"] == "authentication" and "access_denied" in error["message"]
     assert not out_file.exists()

@@ -205,13 +205,13 @@ def test_form_hints_are_in_the_input_schemas():
     assert execute["statement"]["x-widget"] == "code:sql"
     assert {"const": "return", "title": "Return the statement ID and state"} in execute["on_timeout"]["oneOf"]
     assert execute["on_timeout"]["enum"] == ["cancel", "return"]            # kept for platforms that read only enum
-    assert execute["timeout_seconds"]["x-show-if"] == {"wait_for_result": True}
+    assert execute["timeout_seconds"]["x-show-if"] == {"wait": True}
     assert execute["disposition"]["x-advanced"] is True
     assert ACTIONS["run_command"]["input_schema"]["properties"]["command"]["x-widget"] == "code:python"
     assert ACTIONS["create_job"]["input_schema"]["properties"]["tasks"]["x-widget"] == "json"
     assert ACTIONS["create_job"]["input_schema"]["properties"]["description"]["x-widget"] == "textarea"
     create = ACTIONS["create_cluster"]["input_schema"]["properties"]
-    assert create["timeout_seconds"]["x-show-if"] == {"wait_for_state": True}
+    assert create["timeout_seconds"]["x-show-if"] == {"wait": True}
     assert create["spark_version"]["x-picker"] == "select_spark_version"
     only = ACTIONS["run_job_now"]["input_schema"]["properties"]["only"]
     assert only["x-picker"] == "select_job_task" and only["x-picker-inputs"] == {"job_id": "job_id"}
@@ -246,17 +246,17 @@ def test_cross_field_rules_are_in_the_input_schemas():
     base = {"warehouse_id": "w", "statement": "SELECT 1"}
     assert not execute.is_valid({**base, "format": "CSV", "disposition": "INLINE"})     # if/then
     assert execute.is_valid({**base, "format": "CSV"})
-    assert not execute.is_valid({**base, "output_path": "/tmp/x", "wait_for_result": False})
+    assert not execute.is_valid({**base, "output_path": "/tmp/x", "wait": False})
     assert ACTIONS["execute_sql_statement"]["input_schema"]["x-runtime-checks"]
 
 
 def test_validate_resolves_form_strings_to_what_the_input_schema_describes():
     import databricks_connector as dc
 
-    form = {"spark_version": "13.3.x-scala2.12", "num_workers": "2", "wait_for_state": "true",
+    form = {"spark_version": "13.3.x-scala2.12", "num_workers": "2", "wait_for_state": "true",   # its old name (an alias)
             "spark_conf": "spark.speculation=true\nspark.ui.enabled=false", "autotermination_minutes": "30"}
     resolved = dc.validate("create_cluster", form)
-    assert resolved["num_workers"] == 2 and resolved["wait_for_state"] is True and resolved["timeout_seconds"] == 1200
+    assert resolved["num_workers"] == 2 and resolved["wait"] is True and "wait_for_state" not in resolved and resolved["timeout_seconds"] == 1200
     assert resolved["spark_conf"] == {"spark.speculation": "true", "spark.ui.enabled": "false"}
     assert _errors(ACTIONS["create_cluster"]["input_schema"], resolved) == []
     assert _errors(ACTIONS["create_cluster"]["input_schema"], form)           # the form strings themselves are not

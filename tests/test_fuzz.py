@@ -85,7 +85,7 @@ def from_schema(prop: dict):
     return JSON
 
 
-SHORT = {"timeout_seconds": st.integers(1, 2), "timeout": st.integers(1, 2000), "retry_delay_ms": st.integers(0, 50),
+SHORT = {"timeout_seconds": st.integers(1, 2), "timeout_ms": st.integers(1, 2000), "retry_delay_ms": st.integers(0, 50),
          "max_retry_count": st.integers(0, 2), "output_path": st.none()}
 
 

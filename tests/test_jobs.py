@@ -416,7 +416,7 @@ def test_lists_follow_more_than_three_pages(emulator, pat, connector, jobs):
         connector.run("list_runs", pat, {"active_only": True, "completed_only": True})
     assert err.value.type == "invalid_input"
     picks = connector.pick("select_job", pat)
-    assert {"label": name, "value": str(ids[0])} in picks
+    assert {"label": name, "value": ids[0]} in picks                 # the integer Job ID inputs take (issue 13)
 
 
 def test_emulator_list_limits(pat, connector, jobs):

@@ -24,8 +24,10 @@ import schemathesis
 @schemathesis.hook
 def map_case(context, case):
     body = case.body
-    if case.operation.path == "/actions/raw_request" and isinstance(body, dict) and isinstance(body.get("timeout"), int):
-        body["timeout"] = max(body["timeout"], 30000)
+    if case.operation.path == "/actions/raw_request" and isinstance(body, dict):
+        for key in ("timeout_ms", "timeout"):        # Raw Request's Timeout (ms); "timeout" is its old name
+            if isinstance(body.get(key), int):
+                body[key] = max(body[key], 30000)
     return case
 """
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
