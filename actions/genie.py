@@ -107,7 +107,7 @@ def _answer(session, msg: dict, inputs) -> dict:
 
 def _result(session, space_id, conversation_id, message_id, attachment_id, inputs) -> dict:
     doc = session.get(_message_path(space_id, conversation_id, message_id,
-                                    f"/attachments/{_q(attachment_id)}/query-result"), require=("statement_response",),
+                                    f"/attachments/{_q(attachment_id)}/query-result"),
                       expect=dict)
     statement = doc["statement_response"]
     if not isinstance(statement, dict) or not statement.get("statement_id"):

@@ -44,11 +44,9 @@ def create_experiment(session, inputs):
 
 def get_experiment(session, inputs):
     if inputs.get("experiment_id"):
-        doc = session.get(f"{API}/experiments/get", {"experiment_id": inputs["experiment_id"]}, require=("experiment",),
-                          )
+        doc = session.get(f"{API}/experiments/get", {"experiment_id": inputs["experiment_id"]})
     else:
-        doc = session.get(f"{API}/experiments/get-by-name", {"experiment_name": inputs["experiment_name"]},
-                          require=("experiment",))
+        doc = session.get(f"{API}/experiments/get-by-name", {"experiment_name": inputs["experiment_name"]})
     return _object(session, doc, "experiment")
 
 
@@ -93,12 +91,12 @@ def create_mlflow_run(session, inputs):
         body["start_time"] = inputs["start_time"]
     if inputs.get("tags"):
         body["tags"] = _tags(inputs["tags"])
-    doc = session.post(f"{API}/runs/create", body, require=("run",))
+    doc = session.post(f"{API}/runs/create", body)
     return _object(session, doc, "run")
 
 
 def get_mlflow_run(session, inputs):
-    return _object(session, session.get(f"{API}/runs/get", {"run_id": inputs["run_id"]}, require=("run",)), "run")
+    return _object(session, session.get(f"{API}/runs/get", {"run_id": inputs["run_id"]}), "run")
 
 
 def search_mlflow_runs(session, inputs):
@@ -223,7 +221,7 @@ def update_mlflow_run(session, inputs):
         info = get_mlflow_run(session, {"run_id": rid}).get("info") or {}
         if info.get("end_time") is None:
             body["end_time"] = int(time.time() * 1000)
-    doc = session.post(f"{API}/runs/update", body, idempotent=True, require=("run_info",))
+    doc = session.post(f"{API}/runs/update", body, idempotent=True)
     return _object(session, doc, "run_info")
 
 

@@ -36,7 +36,7 @@ def create_registered_model(session, inputs):
 
 
 def delete_registered_model(session, inputs):
-    session.delete(_path(inputs["full_name"]))
+    session.request("DELETE", _path(inputs["full_name"]), idempotent=False)   # a repeat would answer 404
     return {"full_name": inputs["full_name"], "deleted": True}
 
 
@@ -64,7 +64,8 @@ def set_model_alias(session, inputs):
 
 
 def delete_model_alias(session, inputs):
-    session.delete(_path(inputs["full_name"], f"/aliases/{quote(inputs['alias'], safe='')}"))
+    session.request("DELETE", _path(inputs["full_name"], f"/aliases/{quote(inputs['alias'], safe='')}"),
+                    idempotent=False)                 # a repeat would answer 404
     return {"full_name": inputs["full_name"], "alias_name": inputs["alias"], "deleted": True}
 
 

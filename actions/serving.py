@@ -96,7 +96,7 @@ def update_serving_endpoint_config(session, inputs):
 
 
 def delete_serving_endpoint(session, inputs):
-    session.delete(_path(inputs["name"]))
+    session.request("DELETE", _path(inputs["name"]), idempotent=False)     # a repeat would answer 404
     return {"name": inputs["name"], "deleted": True}
 
 
@@ -157,14 +157,16 @@ def _model_format(value) -> str:
 
 
 def check_query_serving_endpoint(inputs) -> list:
-    fmt, value = inputs.get("input_format") or "auto", inputs.get("input")
+    fmt, value = inputs.get("input_format") or "auto", _value(inputs)
     problems = []
+    key, label = ("text", "Text") if inputs.get("text") not in (None, "") else ("input", "Model Input")
 
     def bad(reason):
-        problems.append({"key": "input", "label": "Model Input", "reason": reason})
+        problems.append({"key": key, "label": label, "reason": reason})
 
     if value in (None, "", [], {}):
-        bad("is empty")
+        if inputs.get("text") is not None or inputs.get("input") is not None:
+            bad("is empty")
     elif fmt == "chat" and not isinstance(value, str) and not (
             isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)):
         bad('for chat must be a text or a list of {"role", "content"} messages')
@@ -188,8 +190,12 @@ def check_query_serving_endpoint(inputs) -> list:
     return problems
 
 
+def _value(inputs):
+    return inputs["text"] if inputs.get("text") not in (None, "") else inputs.get("input")
+
+
 def _body(fmt: str, inputs) -> dict:
-    value = inputs["input"]
+    value = _value(inputs)
     if fmt == "chat":
         messages = [{"role": "user", "content": value}] if isinstance(value, str) else list(value)
         if inputs.get("system_prompt"):
@@ -214,7 +220,7 @@ def query_serving_endpoint(session, inputs):
     fmt = inputs.get("input_format") or "auto"
     if fmt == "auto":
         kind = _detect(session, name)
-        value = inputs["input"]
+        value = _value(inputs)
         if kind is None:          # an unknown task: the shape of Input decides
             kind = "chat" if isinstance(value, str) or (isinstance(value, list) and value and all(
                 isinstance(m, dict) and "role" in m for m in value)) else "model"

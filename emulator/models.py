@@ -136,8 +136,8 @@ def create(req):
 @route("GET", UC)
 def list_models(req):
     catalog, schema = (req.q("catalog_name") or "").lower(), (req.q("schema_name") or "").lower()
-    if schema and not catalog:
-        raise invalid_parameter("catalog_name is required when schema_name is given")
+    if bool(schema) != bool(catalog):
+        raise invalid_parameter("catalog_name and schema_name are given together (a schema's models), or neither")
     cap = int(req.config.models_page_size)
     size = req.q_int("max_results", 0) or cap
     if size < 0:

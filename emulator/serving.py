@@ -226,7 +226,7 @@ def update_config(req):
         creator = req.principal.user_name if req.principal else "emulator-user@example.com"
         ep["_pending"] = _pending(st, ep, entities, body, creator)
         ep["state"] = {"ready": ep["state"]["ready"], "config_update": "IN_PROGRESS"}
-        st.applied["serving/update-config"] += 1
+        st.applied["serving/config/update"] += 1
         return public(req, ep)
 
 
