@@ -164,7 +164,9 @@ def check_query_serving_endpoint(inputs) -> list:
     def bad(reason):
         problems.append({"key": key, "label": label, "reason": reason})
 
-    if value in (None, "", [], {}):
+    if key == "text" and fmt in DATAFRAME:
+        bad(f"is for chat, completions and embeddings; a model takes rows in Model Input ({fmt})")
+    elif value in (None, "", [], {}):
         if inputs.get("text") is not None or inputs.get("input") is not None:
             bad("is empty")
     elif fmt == "chat" and not isinstance(value, str) and not (

@@ -228,7 +228,8 @@ def search_experiments(req):
 def _exp_value(exp: dict, cond):
     kind, key = cond[0], cond[1]
     if kind == "tags":
-        return {t["key"]: t["value"] for t in exp.get("tags") or []}.get(key)
+        tags = exp.get("tags") or {}
+        return tags.get(key) if isinstance(tags, dict) else {t["key"]: t.get("value") for t in tags}.get(key)
     return exp.get(key)
 
 
