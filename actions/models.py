@@ -86,3 +86,37 @@ def select_model_version(session, inputs):
         out.append({"label": f"{v['version']} ({v.get('status', 'UNKNOWN')}" + (f"; {aliases})" if aliases else ")"),
                     "value": v["version"]})
     return out
+
+
+# --------------------------------------------------------------------------- triggers (polling; see connector/triggers.py)
+
+def model_version_ready(session, inputs, poll):
+    """Each version that is READY and was not READY (or not there) at activation fires once. The
+    versions are read newest first, every page within the poll's bounds; the dedupe keys are the
+    versions already handled, so a version still registering at activation fires when READY."""
+    full = inputs["full_name"]
+    token, versions = None, []
+    while poll.page():
+        params = {"max_results": 1000, **({"page_token": token} if token else {})}
+        page = session.get(_path(full, "/versions"), params)
+        versions.extend(v for v in page.get("model_versions") or [] if isinstance(v, dict)
+                        and isinstance(v.get("version"), int))
+        token = page.get("next_page_token")
+        if not token:
+            break
+    if poll.first and token and versions:           # the oldest versions were not read: they are history
+        poll.data["history_below"] = min(v["version"] for v in versions)
+    below = poll.data.get("history_below", 0)
+    for v in sorted(versions, key=lambda v: v["version"]):
+        if v.get("status") != "READY":
+            continue
+        key = f"{full}/{v['version']}"
+        history = poll.first or v["version"] < below
+        if history and not (poll.since is not None and poll.is_new(v.get("created_at"))):
+            poll.remember(key, v["version"])          # history: READY before the trigger was activated
+            continue
+        poll.emit(key, {"event_id": key, "full_name": full, "version": v["version"], "status": "READY",
+                        "run_id": v.get("run_id"), "source": v.get("source"),
+                        "aliases": [a.get("alias_name") for a in v.get("aliases") or [] if a.get("alias_name")],
+                        "created_at": v.get("created_at"), "model_version": v}, v["version"])
+    return poll.result()

@@ -157,3 +157,25 @@ def test_models_list_by_schema_every_page_and_delete(connector, conn, emulator):
         connector.run("create_registered_model", conn, {"catalog_name": "nowhere", "schema_name": "default",
                                                         "name": "m"})
     assert err.value.type == "not_found"
+
+
+def test_model_version_ready_fires_once_per_version_that_becomes_ready(connector, conn, emulator):
+    from databricks_connector.emulator import models as emu_models
+
+    full = model(emulator, connector, conn, versions=1)                       # READY before activation
+    emulator.config.update({"model_version_ready_seconds": 3600})
+    pending = emu_models.seed_version(emulator.state, full)                   # still registering at activation
+    first = connector.poll("model_version_ready", conn, {"full_name": full})
+    assert first["events"] == [] and first["activated"] is True
+    emulator.config.update({"model_version_ready_seconds": 0})
+    new = emu_models.seed_version(emulator.state, full)
+    second = connector.poll("model_version_ready", conn, {"full_name": full}, state=first["state"])
+    assert [e["version"] for e in second["events"]] == [new]
+    with emulator.state.lock:                                                 # the pending one is finalized now
+        version = emu_models.models(emulator.state)[full]["versions"][pending]
+        version["_ready_at"] = 0
+    third = connector.poll("model_version_ready", conn, {"full_name": full}, state=second["state"])
+    assert [(e["event_id"], e["status"]) for e in third["events"]] == [(f"{full}/{pending}", "READY")]
+    assert connector.poll("model_version_ready", conn, {"full_name": full}, state=third["state"])["events"] == []
+    history = connector.poll("model_version_ready", conn, {"full_name": full, "since": 0})
+    assert [e["version"] for e in history["events"]] == [1, pending, new]
