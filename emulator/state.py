@@ -153,6 +153,8 @@ class Config:
                                    "pattern of genie_questions matches.")
     genie_fail_next: bool = knob(False, "One shot: the next Genie message ends FAILED (a MessageError) before any "
                                         "query; then it clears itself.")
+    vector_search_page_size: int = knob(1000, "Vector search: the most rows of a query on one page (more page "
+                                               "through query-next-page), and of an index list.", minimum=1)
     genie_result_lifetime_seconds: float = knob(3600.0, "A COMPLETED Genie message becomes QUERY_RESULT_EXPIRED "
                                                         "this long after its query ran (execute-query runs it "
                                                         "again).", minimum=0)
