@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ..errors import ConnectorError
+
 API = "/api/2.1/unity-catalog/models"
 
 
@@ -120,3 +122,39 @@ def model_version_ready(session, inputs, poll):
                         "aliases": [a.get("alias_name") for a in v.get("aliases") or [] if a.get("alias_name")],
                         "created_at": v.get("created_at"), "model_version": v}, v["version"])
     return poll.result()
+
+
+# --------------------------------------------------------------------------- the workspace model registry (legacy)
+
+MLFLOW = "/api/2.0/mlflow"
+
+
+def search_registered_models(session, inputs):
+    params = {"max_results": 1000}
+    if inputs.get("filter"):
+        params["filter"] = inputs["filter"]
+    found, truncated = session.paginate(f"{MLFLOW}/registered-models/search", items="registered_models", params=params,
+                                        max_items=inputs.get("max_items"))
+    return {"registered_models": found, "count": len(found), "truncated": truncated}
+
+
+def get_latest_model_versions(session, inputs):
+    body = {"name": inputs["name"]}
+    if inputs.get("stages"):
+        body["stages"] = inputs["stages"]
+    doc = session.post(f"{MLFLOW}/registered-models/get-latest-versions", body, idempotent=True)
+    versions = [v for v in doc.get("model_versions") or [] if isinstance(v, dict)]
+    return {"name": inputs["name"], "model_versions": versions, "count": len(versions)}
+
+
+def transition_model_version_stage(session, inputs):
+    body = {"name": inputs["name"], "version": str(inputs["version"]), "stage": inputs["stage"],
+            "archive_existing_versions": bool(inputs.get("archive_existing_versions"))}
+    if inputs.get("comment"):
+        body["comment"] = inputs["comment"]
+    doc = session.post(f"{MLFLOW}/databricks/model-versions/transition-stage", body, idempotent=True)
+    version = doc.get("model_version_databricks") or doc.get("model_version")
+    if not isinstance(version, dict):
+        raise ConnectorError("server_error", "Databricks answered the stage transition without the model version",
+                             hint="Check the version's stage with Get Latest Model Versions before running the step again.")
+    return version

@@ -366,3 +366,153 @@ def mlflow_finalize_version(req):
     with req.state.lock:
         return {"model_version": _mlflow_version(req.state, model_record(req.state, str(body["name"])),
                                                  copy_json(version))}
+
+
+# --------------------------------------------------------------------------- the workspace model registry (legacy)
+#
+# Registered models named by a plain name, versions with stages (None, Staging, Production,
+# Archived). A version is READY at once (the registry copies nothing here). Applied changes:
+# ``state.applied["registry/<op>"]``; a stage transition to the stage a version already has is not
+# counted.
+
+STAGES = ("None", "Staging", "Production", "Archived")
+LEGACY = r"/api/2\.0/mlflow"
+
+
+def registry(state) -> Dict[str, dict]:
+    return state.area("workspace_registry", dict)
+
+
+def _legacy(state, name) -> dict:
+    m = registry(state).get(str(name or ""))
+    if m is None:
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
+    return m
+
+
+def _legacy_version(m: dict) -> list:
+    return [dict(v) for _, v in sorted(m["versions"].items())]
+
+
+def _latest(m: dict, stages=None) -> list:
+    out = {}
+    for n, v in sorted(m["versions"].items()):
+        if stages and v["current_stage"] not in stages:
+            continue
+        out[v["current_stage"]] = dict(v)
+    return list(out.values())
+
+
+def _legacy_public(m: dict) -> dict:
+    out = {k: m[k] for k in ("name", "creation_timestamp", "last_updated_timestamp", "user_id")}
+    if m.get("description"):
+        out["description"] = m["description"]
+    if m["tags"]:
+        out["tags"] = [{"key": k, "value": v} for k, v in m["tags"].items()]
+    latest = _latest(m)
+    if latest:
+        out["latest_versions"] = latest
+    return out
+
+
+@route("POST", LEGACY + r"/registered-models/create")
+def legacy_create(req):
+    body = req.body
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise invalid_parameter("Missing value for required parameter 'name'.")
+    st = req.state
+    with st.lock:
+        if name in registry(st):
+            raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.")
+        now = st.now_ms()
+        m = {"name": name, "creation_timestamp": now, "last_updated_timestamp": now, "description": body.get("description"),
+             "user_id": req.principal.user_name if req.principal else "", "versions": {},
+             "tags": {t["key"]: t.get("value", "") for t in body.get("tags") or [] if isinstance(t, dict) and t.get("key")}}
+        registry(st)[name] = m
+        st.applied["registry/create"] += 1
+        return {"registered_model": _legacy_public(m)}
+
+
+@route("GET", LEGACY + r"/registered-models/search")
+def legacy_search(req):
+    text = (req.param("filter") or "").strip()
+    want = None
+    if text:
+        mm = re.fullmatch(r"""(?i)name\s*(=|like|ilike)\s*(['"])(.*)\2""", text)
+        if not mm:
+            raise invalid_parameter(f"Invalid filter '{text}': the registry filters by name = '...' or name LIKE '...'")
+        op, value = mm.group(1).upper(), mm.group(3)
+        if op == "=":
+            want = lambda n: n == value                                                  # noqa: E731
+        else:
+            rx = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value)
+            want = lambda n: re.fullmatch(rx, n, re.I if op == "ILIKE" else 0) is not None  # noqa: E731
+    size = min(int(req.param("max_results") or 100), int(req.config.models_page_size))
+    with req.state.lock:
+        items = [_legacy_public(m) for n, m in sorted(registry(req.state).items()) if want is None or want(n)]
+    token = req.param("page_token")
+    offset = decode_page_token(token, "registry") if token else 0
+    out: Dict[str, Any] = {}
+    if items[offset:offset + size]:
+        out["registered_models"] = items[offset:offset + size]
+    if offset + size < len(items):
+        out["next_page_token"] = encode_page_token(offset + size, "registry")
+    return out
+
+
+@route("POST", LEGACY + r"/model-versions/create")
+def legacy_create_version(req):
+    body = req.body
+    if not isinstance(body.get("source"), str) or not body["source"]:
+        raise invalid_parameter("Missing value for required parameter 'source'.")
+    st = req.state
+    with st.lock:
+        m = _legacy(st, body.get("name"))
+        n = len(m["versions"]) + 1
+        now = st.now_ms()
+        v = {"name": m["name"], "version": str(n), "creation_timestamp": now, "last_updated_timestamp": now,
+             "user_id": req.principal.user_name if req.principal else "", "current_stage": "None",
+             "source": body["source"], "status": "READY"}
+        if body.get("run_id"):
+            v["run_id"] = body["run_id"]
+        m["versions"][n] = v
+        st.applied["registry/versions/create"] += 1
+        return {"model_version": dict(v)}
+
+
+@route("POST", LEGACY + r"/registered-models/get-latest-versions")
+def legacy_latest(req):
+    stages = req.body.get("stages") or []
+    if not isinstance(stages, list) or any(s not in STAGES for s in stages):
+        raise invalid_parameter(f"stages must be a list of {', '.join(STAGES)}")
+    with req.state.lock:
+        latest = _latest(_legacy(req.state, req.body.get("name")), set(stages) or None)
+    return {"model_versions": latest} if latest else {}
+
+
+@route("POST", LEGACY + r"/databricks/model-versions/transition-stage")
+def legacy_transition(req):
+    body = req.body
+    stage = body.get("stage")
+    if stage not in STAGES:
+        raise invalid_parameter(f"stage must be one of {', '.join(STAGES)}")
+    st = req.state
+    with st.lock:
+        m = _legacy(st, body.get("name"))
+        try:
+            v = m["versions"][int(body.get("version"))]
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST",
+                           f"Model Version (name={m['name']}, version={body.get('version')}) not found") from None
+        changed = v["current_stage"] != stage
+        v["current_stage"] = stage
+        if body.get("archive_existing_versions") and stage in ("Staging", "Production"):
+            for other in m["versions"].values():
+                if other is not v and other["current_stage"] == stage:
+                    other["current_stage"] = "Archived"
+                    changed = True
+        if changed:
+            v["last_updated_timestamp"] = st.now_ms()
+            st.applied["registry/versions/stage/update"] += 1
+        return {"model_version_databricks": dict(v)}

@@ -23,7 +23,8 @@ from tests import scenarios as S
 
 ACTIONS = {a["key"]: a for a in Connector().spec()["actions"]}
 READ_POSTS = ("/api/2.1/clusters/events", "/api/2.0/clusters/events",   # reads sent as POST (contract §5.3)
-              "/api/2.0/mlflow/experiments/search", "/api/2.0/mlflow/runs/search")
+              "/api/2.0/mlflow/experiments/search", "/api/2.0/mlflow/runs/search",
+              "/api/2.0/mlflow/registered-models/get-latest-versions")
 READ_POST_PATTERNS = (re.compile(r"/serving-endpoints/[^/]+/invocations"),      # a model's answer changes nothing
                       re.compile(r"/api/2\.0/vector-search/indexes/[^/]+/query(-next-page)?"))
 

@@ -179,3 +179,22 @@ def test_model_version_ready_fires_once_per_version_that_becomes_ready(connector
     assert connector.poll("model_version_ready", conn, {"full_name": full}, state=third["state"])["events"] == []
     history = connector.poll("model_version_ready", conn, {"full_name": full, "since": 0})
     assert [e["version"] for e in history["events"]] == [1, pending, new]
+
+
+def test_workspace_registry_stages(connector, conn, emulator):
+    from tests.scenarios.models import legacy_model
+
+    name = legacy_model(emulator, versions=3)
+    found = connector.run("search_registered_models", conn, {"filter": f"name LIKE '{name[:8]}%'"})
+    assert name in {m["name"] for m in found["registered_models"]}
+    connector.run("transition_model_version_stage", conn, {"name": name, "version": 1, "stage": "Production"})
+    moved = connector.run("transition_model_version_stage", conn, {"name": name, "version": 2, "stage": "Production",
+                                                                   "archive_existing_versions": True})
+    assert moved["current_stage"] == "Production" and moved["version"] == "2"
+    latest = connector.run("get_latest_model_versions", conn, {"name": name, "stages": ["Production", "Archived"]})
+    assert {(v["current_stage"], v["version"]) for v in latest["model_versions"]} == {("Production", "2"), ("Archived", "1")}
+    everything = connector.run("get_latest_model_versions", conn, {"name": name})
+    assert {v["current_stage"] for v in everything["model_versions"]} == {"None", "Production", "Archived"}
+    with pytest.raises(ConnectorError) as err:
+        connector.run("get_latest_model_versions", conn, {"name": "no-such-model"})
+    assert err.value.type == "not_found"

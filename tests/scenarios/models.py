@@ -88,3 +88,41 @@ def _delete_model_alias(emulator, connector, conn):
 @picker_scenario("select_model_version")
 def _select_model_version(emulator, connector, conn):
     return {"full_name": model(emulator, connector, conn, versions=2, alias="champion")}
+
+
+# --------------------------------------------------------------------------- the workspace model registry
+
+def legacy_model(emulator, versions: int = 2) -> str:
+    """A workspace-registry model with versions, created over HTTP as MLflow's client does."""
+    import requests
+
+    conn = emulator.connections()["personal_access_token"]
+    name = f"scn-{uuid.uuid4().hex[:10]}"
+
+    def post(path, body):
+        r = requests.post(f"{emulator.url}/api/2.0/mlflow/{path}", json=body, timeout=30,
+                          headers={"Authorization": f"Bearer {emulator.pat}"}, verify=conn.get("ca_bundle") or True)
+        assert r.status_code == 200, r.text
+
+    post("registered-models/create", {"name": name})
+    for i in range(versions):
+        post("model-versions/create", {"name": name, "source": f"dbfs:/scenario/{name}/{i}"})
+    return name
+
+
+@scenario("search_registered_models", check=lambda out, inputs, conn: out.get("count") == 1)
+def _search_registered_models(emulator, connector, conn):
+    return {"filter": f"name = '{legacy_model(emulator, 1)}'"}
+
+
+@scenario("get_latest_model_versions", retry_safe="natural", failing=lambda e, c, conn: {"name": "no-such-model"},
+          check=lambda out, inputs, conn: [v["version"] for v in out.get("model_versions", [])] == ["2"])
+def _get_latest_model_versions(emulator, connector, conn):
+    return {"name": legacy_model(emulator)}
+
+
+@scenario("transition_model_version_stage", changes_state=True, applied=("registry/versions/stage/update",),
+          retry_safe="natural", failing=lambda e, c, conn: {"name": "no-such-model", "version": 1, "stage": "Staging"},
+          check=lambda out, inputs, conn: out.get("current_stage") == "Production")
+def _transition_model_version_stage(emulator, connector, conn):
+    return {"name": legacy_model(emulator), "version": 2, "stage": "Production", "archive_existing_versions": True}
