@@ -602,3 +602,18 @@ def search_runs(req):
 def experiment_by_id(state, experiment_id: str) -> Optional[dict]:
     with state.lock:
         return store(state).experiments.get(str(experiment_id))
+
+
+def add_experiment(state, name: str) -> str:
+    """An experiment named ``name`` (tests, the demo); an existing one's id when the name is taken."""
+    with state.lock:
+        s = store(state)
+        for exp in s.experiments.values():
+            if exp["name"] == name:
+                return exp["experiment_id"]
+        eid = str(next(s.ids))
+        now = state.now_ms()
+        s.experiments[eid] = {"experiment_id": eid, "name": name, "lifecycle_stage": "active", "creation_time": now,
+                              "last_update_time": now, "tags": {},
+                              "artifact_location": f"dbfs:/databricks/mlflow-tracking/{eid}"}
+        return eid

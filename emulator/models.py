@@ -516,3 +516,17 @@ def legacy_transition(req):
             v["last_updated_timestamp"] = st.now_ms()
             st.applied["registry/versions/stage/update"] += 1
         return {"model_version_databricks": dict(v)}
+
+
+def add_legacy_model(state, name: str, versions: int = 0) -> str:
+    """A workspace-registry model with READY versions in stage None (tests, the demo)."""
+    with state.lock:
+        now = state.now_ms()
+        m = {"name": name, "creation_timestamp": now, "last_updated_timestamp": now, "description": None,
+             "user_id": "emulator-user@example.com", "versions": {}, "tags": {}}
+        for n in range(1, versions + 1):
+            m["versions"][n] = {"name": name, "version": str(n), "creation_timestamp": now,
+                                "last_updated_timestamp": now, "user_id": m["user_id"], "current_stage": "None",
+                                "source": f"dbfs:/emulator/{name}/{n}", "status": "READY"}
+        registry(state)[name] = m
+    return name

@@ -362,17 +362,20 @@ def query_next_page(req):
 
 
 def add_index(state, name: str, *, primary_key: str = "id", dimension: int | None = None, text_column: str | None = None,
-              rows: list | None = None) -> str:
-    """A DIRECT_ACCESS index on the seeded endpoint (tests, the demo): vectors of ``dimension`` in
-    column ``embedding``, or texts in ``text_column`` embedded like the embeddings endpoint."""
+              rows: list | None = None, source_table: str | None = None) -> str:
+    """An index on the seeded endpoint (tests, the demo): vectors of ``dimension`` in column
+    ``embedding``, or texts in ``text_column`` embedded like the embeddings endpoint; DIRECT_ACCESS,
+    or DELTA_SYNC from ``source_table`` (empty until synced)."""
     spec = ({"embedding_vector_columns": [{"name": "embedding", "embedding_dimension": dimension}]} if dimension else
             {"embedding_source_columns": [{"name": text_column or "text",
                                            "embedding_model_endpoint_name": "databricks-gte-large-en"}]})
+    kind, key = ("DELTA_SYNC", "delta_sync_index_spec") if source_table else ("DIRECT_ACCESS", "direct_access_index_spec")
+    if source_table:
+        spec.update(source_table=source_table, pipeline_type="TRIGGERED")
     with state.lock:
         s = store(state)
         s.indexes[name] = {"name": name, "endpoint_name": "vs-endpoint", "primary_key": primary_key,
-                           "index_type": "DIRECT_ACCESS", "direct_access_index_spec": spec, "creator": "System user",
-                           "_rows": {}}
+                           "index_type": kind, key: spec, "creator": "System user", "_rows": {}}
         s.endpoints["vs-endpoint"]["num_indexes"] += 1
         for row in rows or []:
             key, stored = _prepare_row(state, s.indexes[name], row)

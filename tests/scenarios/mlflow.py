@@ -26,7 +26,15 @@ def _unknown_run(emulator, connector, conn):
     return {"run_id": UNKNOWN_RUN}
 
 
-@scenario("create_experiment", changes_state=True, applied=("mlflow/experiments/create",),
+def _taken_name(emulator, connector, conn):
+    """A name already taken (seeded in the emulator: this may run inside a fault window)."""
+    from databricks_connector.emulator import mlflow as tracking
+
+    tracking.add_experiment(emulator.state, "/Shared/taken")
+    return {"name": "/Shared/taken"}
+
+
+@scenario("create_experiment", changes_state=True, applied=("mlflow/experiments/create",), failing=_taken_name,
           check=lambda out, inputs, conn: out.get("experiment_id", "").isdigit())
 def _create_experiment(emulator, connector, conn):
     return {"name": f"/Shared/scn-{uuid.uuid4().hex[:10]}", "tags": {"team": "ml"}}
@@ -65,6 +73,7 @@ def _get_mlflow_run(emulator, connector, conn):
 
 
 @scenario("search_mlflow_runs", retry_safe="natural",
+          failing=lambda e, c, conn: {"experiment_ids": ["999999999"]},
           check=lambda out, inputs, conn: out.get("count") == len(out.get("runs", [])) == 1)
 def _search_mlflow_runs(emulator, connector, conn):
     eid = experiment(connector, conn)

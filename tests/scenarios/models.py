@@ -93,21 +93,11 @@ def _select_model_version(emulator, connector, conn):
 # --------------------------------------------------------------------------- the workspace model registry
 
 def legacy_model(emulator, versions: int = 2) -> str:
-    """A workspace-registry model with versions, created over HTTP as MLflow's client does."""
-    import requests
+    """A workspace-registry model with versions, seeded in the emulator (no request: scenarios are
+    also prepared inside fault windows)."""
+    from databricks_connector.emulator import models as emu_models
 
-    conn = emulator.connections()["personal_access_token"]
-    name = f"scn-{uuid.uuid4().hex[:10]}"
-
-    def post(path, body):
-        r = requests.post(f"{emulator.url}/api/2.0/mlflow/{path}", json=body, timeout=30,
-                          headers={"Authorization": f"Bearer {emulator.pat}"}, verify=conn.get("ca_bundle") or True)
-        assert r.status_code == 200, r.text
-
-    post("registered-models/create", {"name": name})
-    for i in range(versions):
-        post("model-versions/create", {"name": name, "source": f"dbfs:/scenario/{name}/{i}"})
-    return name
+    return emu_models.add_legacy_model(emulator.state, f"scn-{uuid.uuid4().hex[:10]}", versions)
 
 
 @scenario("search_registered_models", check=lambda out, inputs, conn: out.get("count") == 1)

@@ -44,6 +44,8 @@ def _wait_create(emulator, connector, conn):
 
 
 @scenario("create_serving_endpoint", changes_state=True, applied=("serving/create",), wait=_wait_create,
+          failing=lambda e, c, conn: {"name": "fuzz-refused", "served_entities": [{"entity_name": "m",
+                                                                                   "workload_size": "Huge"}]},
           check=lambda out, inputs, conn: out.get("name") == inputs["name"])
 def _create_serving_endpoint(emulator, connector, conn):
     fast_serving(emulator)
@@ -72,9 +74,11 @@ def _delete_serving_endpoint(emulator, connector, conn):
     return {"name": endpoint(emulator, connector, conn)}
 
 
-@scenario("query_serving_endpoint", retry_safe="natural", failing=lambda e, c, conn: {"name": MISSING, "text": "hi",
+# The input format is detected (GET .../openapi first); faults go to the query itself.
+@scenario("query_serving_endpoint", retry_safe="natural", main=("POST", r"/serving-endpoints/[^/]+/invocations"),
+          failing=lambda e, c, conn: {"name": MISSING, "text": "hi",
                                                                                        "input_format": "chat"},
           check=lambda out, inputs, conn: out.get("input_format") == "chat"
           and out["choices"][0]["message"]["content"].endswith(inputs["text"]))
 def _query_serving_endpoint(emulator, connector, conn):
-    return {"name": CHAT, "text": f"question {uuid.uuid4().hex[:8]}", "input_format": "chat"}
+    return {"name": CHAT, "text": f"question {uuid.uuid4().hex[:8]}"}

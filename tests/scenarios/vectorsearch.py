@@ -25,19 +25,12 @@ def vector_index(emulator, dimension: int = 3) -> str:
 
 
 def sync_index(emulator) -> str:
-    import requests
+    """A Delta Sync index of the NYC taxi sample (empty until synced), seeded in the emulator (no
+    request: scenarios are also prepared inside fault windows)."""
+    from databricks_connector.emulator import vectorsearch as vs
 
-    conn = emulator.connections()["personal_access_token"]
-    name = f"main.default.vs_{uuid.uuid4().hex[:10]}"
-    r = requests.post(f"{emulator.url}/api/2.0/vector-search/indexes", timeout=30, verify=conn.get("ca_bundle") or True,
-                      headers={"Authorization": f"Bearer {emulator.pat}"},
-                      json={"name": name, "endpoint_name": "vs-endpoint", "primary_key": "tpep_pickup_datetime",
-                            "index_type": "DELTA_SYNC", "delta_sync_index_spec": {
-                                "source_table": "samples.nyctaxi.trips", "pipeline_type": "TRIGGERED",
-                                "embedding_source_columns": [{"name": "pickup_zip",
-                                                              "embedding_model_endpoint_name": "databricks-gte-large-en"}]}})
-    assert r.status_code == 200, r.text
-    return name
+    return vs.add_index(emulator.state, f"main.default.vs_{uuid.uuid4().hex[:10]}", primary_key="tpep_pickup_datetime",
+                        text_column="pickup_zip", source_table="samples.nyctaxi.trips")
 
 
 def _missing(emulator, connector, conn):
