@@ -11,7 +11,8 @@ API = "/api/2.1/clusters"
 SPEC_INPUTS = ("num_workers", "cluster_name", "spark_version", "spark_conf", "custom_tags", "spark_env_vars",
                "azure_attributes", "aws_attributes", "gcp_attributes", "node_type_id", "driver_node_type_id",
                "autotermination_minutes", "enable_elastic_disk", "runtime_engine", "data_security_mode",
-               "single_user_name", "policy_id")
+               "single_user_name", "policy_id", "instance_pool_id", "driver_instance_pool_id",
+               "apply_policy_default_values")
 
 # target state -> states that mean the wait failed
 FAILURE_STATES = {"RUNNING": ("ERROR", "TERMINATED", "UNKNOWN"), "TERMINATED": ("ERROR",)}
@@ -129,7 +130,11 @@ def _spec(inputs) -> dict:
         body.pop("num_workers", None)
     body.update(size)
     problems = []
-    if not body.get("spark_version"):
+    # a policy's defaults fill what is left empty (Databricks applies them on create)
+    policy_defaults = bool(body.get("policy_id")) and body.get("apply_policy_default_values") is True
+    if policy_defaults:
+        size_problems = [p for p in size_problems if not p["reason"].startswith("or ")]
+    if not body.get("spark_version") and not policy_defaults:
         problems.append({"key": "spark_version", "label": _LABELS["spark_version"], "reason": "is required"})
     # "a size is required" only when nothing else is wrong, so the first fix is the obvious one
     problems += [p for p in size_problems if not (problems and p["reason"].startswith("or "))]

@@ -110,6 +110,7 @@ def create_job(session, inputs):
         "tags": inputs.get("tags"),
         "max_concurrent_runs": inputs.get("max_concurrent_runs"),
         "timeout_seconds": inputs.get("job_timeout_seconds"),
+        **_typed_settings(inputs),
     }
     body.update({k: v for k, v in structured.items() if v is not None})
     if inputs.get("queue_enabled") is not None:
@@ -138,13 +139,22 @@ def list_jobs(session, inputs):
     return {"jobs": jobs, "count": len(jobs), "truncated": truncated}
 
 
+# typed JobSettings inputs of Create Job and Update Job (sent as given)
+TYPED_SETTINGS = ("trigger", "webhook_notifications", "email_notifications", "performance_target")
+
+
+def _typed_settings(inputs) -> dict:
+    return {k: inputs[k] for k in TYPED_SETTINGS if inputs.get(k) is not None}
+
+
 def update_job(session, inputs):
-    if not inputs.get("new_settings") and not inputs.get("fields_to_remove"):
+    new_settings = {**(inputs.get("new_settings") or {}), **_typed_settings(inputs)}
+    if not new_settings and not inputs.get("fields_to_remove"):
         raise InputError([{"key": "new_settings", "label": "New Settings",
                            "reason": "or Fields to Remove is required"}])
     body = {"job_id": inputs["job_id"]}
-    if inputs.get("new_settings"):
-        body["new_settings"] = inputs["new_settings"]
+    if new_settings:
+        body["new_settings"] = new_settings
     if inputs.get("fields_to_remove"):
         body["fields_to_remove"] = list(inputs["fields_to_remove"])
     session.post(f"{API}/update", body, idempotent=True)

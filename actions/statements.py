@@ -225,6 +225,9 @@ def execute_sql_statement(session, inputs):
             body[key] = inputs[key]
     if params:
         body["parameters"] = params
+    if inputs.get("query_tags"):
+        body["query_tags"] = [{"key": k, **({"value": v} if v not in (None, "") else {})}
+                              for k, v in inputs["query_tags"].items()]
 
     if not inputs.get("wait_for_result", True):
         doc = session.post(API, dict(body, wait_timeout="0s"), require=("statement_id",))

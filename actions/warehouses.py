@@ -75,3 +75,85 @@ def stop_sql_warehouse(session, inputs):
         return wait_for_warehouse(session, wid, success="STOPPED", failure=(), timeout=inputs["timeout_seconds"],
                                   interval=inputs["poll_interval_seconds"], what=f"SQL warehouse {wid} to be STOPPED")
     return session.get(_path(wid))
+
+
+# --------------------------------------------------------------------------- create / edit / delete
+
+# inputs that map one to one onto create/edit body fields
+SETTING_INPUTS = ("name", "cluster_size", "warehouse_type", "enable_serverless_compute", "auto_stop_mins",
+                  "min_num_clusters", "max_num_clusters", "enable_photon", "spot_instance_policy")
+
+
+def check_warehouse_settings(inputs) -> list:
+    """What Create/Edit SQL Warehouse's schema cannot say: the cluster bounds and serverless type."""
+    problems = []
+    settings = inputs.get("settings") or {}
+    lo = inputs.get("min_num_clusters", settings.get("min_num_clusters"))
+    hi = inputs.get("max_num_clusters", settings.get("max_num_clusters"))
+    if isinstance(lo, int) and isinstance(hi, int) and hi < lo:
+        problems.append({"key": "max_num_clusters", "label": "Max Clusters",
+                         "reason": f"must be at least Min Clusters ({lo}); got {hi}"})
+    kind = inputs.get("warehouse_type", settings.get("warehouse_type"))
+    if inputs.get("enable_serverless_compute") and kind == "CLASSIC":
+        problems.append({"key": "enable_serverless_compute", "label": "Serverless",
+                         "reason": "needs Warehouse Type PRO (a CLASSIC warehouse cannot be serverless)"})
+    return problems
+
+
+def _body(inputs, base: dict) -> dict:
+    body = dict(base)
+    body.update(inputs.get("settings") or {})
+    for key in SETTING_INPUTS:
+        if inputs.get(key) is not None:
+            body[key] = inputs[key]
+    if inputs.get("channel"):
+        body["channel"] = {"name": inputs["channel"]}
+    if inputs.get("tags") is not None:
+        body["tags"] = {"custom_tags": [{"key": k, "value": v} for k, v in inputs["tags"].items()]}
+    return body
+
+
+def create_sql_warehouse(session, inputs):
+    body = _body(inputs, {})
+    body.setdefault("warehouse_type", "PRO")
+    if body["warehouse_type"] == "PRO":
+        body.setdefault("enable_serverless_compute", True)
+    created = session.start("create", lambda: session.post(API, body, require=("id",)),
+                            ids=lambda doc: {"warehouse_id": doc.get("id")}, follow_up="get_sql_warehouse")
+    wid = created["id"]
+    if inputs.get("wait_for_state"):
+        return wait_for_warehouse(session, wid, success="RUNNING", failure=("STOPPED", "DELETED", "DELETING"),
+                                  timeout=inputs["timeout_seconds"], interval=inputs["poll_interval_seconds"],
+                                  what=f"SQL warehouse {wid} to be RUNNING")
+    return {"id": wid}
+
+
+# edit-request fields (EditWarehouseRequest); what a get returns beside them is not sent back
+EDIT_FIELDS = SETTING_INPUTS + ("channel", "tags", "statement_timeout", "instance_profile_arn", "max_dbu")
+
+
+def edit_sql_warehouse(session, inputs):
+    wid = inputs["warehouse_id"]
+    current = session.get(_path(wid), require=("id",))
+    body = _body(inputs, {k: v for k, v in current.items() if k in EDIT_FIELDS})
+    session.start("edit", lambda: session.post(_path(wid, "/edit"), body, idempotent=True),   # a full replacement
+                  ids={"warehouse_id": wid}, follow_up="get_sql_warehouse")
+    if not inputs.get("wait_for_state"):
+        return session.get(_path(wid))
+
+    def poll():
+        wh = session.get(_path(wid))
+        state = wh.get("state", "UNKNOWN")
+        if state in ("DELETING", "DELETED"):
+            raise ConnectorError("operation_failed", f"SQL warehouse {wid} is {state}", details={"warehouse_id": wid,
+                                 "state": state}, hint="The warehouse is being deleted; create a new one.")
+        return state in ("RUNNING", "STOPPED"), wh, state
+
+    return session.wait(poll, what=f"SQL warehouse {wid} to settle (RUNNING or STOPPED)", timeout=inputs["timeout_seconds"],
+                        interval=inputs["poll_interval_seconds"], follow_up="get_sql_warehouse")
+
+
+def delete_sql_warehouse(session, inputs):
+    wid = inputs["warehouse_id"]
+    session.delete(_path(wid))
+    return {"warehouse_id": wid, "deleted": True}

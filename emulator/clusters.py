@@ -218,6 +218,13 @@ def _attributes(d: dict) -> dict:
     return {k: copy_json(d[k]) for k in ATTRIBUTE_FIELDS if k in d}
 
 
+def _within_limit(state, n: int, field: str) -> None:
+    cap = state.config.cluster_max_workers
+    if n > cap:
+        raise invalid_parameter(f"The requested {field} ({n}) exceeds the workspace's limit of {cap} workers "
+                                f"per cluster.")
+
+
 def _target_workers(c: Cluster) -> int:
     d = c.details
     if d.get("autoscale"):
@@ -402,6 +409,7 @@ def validate_spec(state, body: dict) -> dict:
         n = body["num_workers"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise invalid_parameter(f"Invalid num_workers: {n!r}. It must be a non-negative integer.")
+        _within_limit(state, n, "num_workers")
     else:
         a = body["autoscale"]
         if not isinstance(a, dict):
@@ -412,6 +420,7 @@ def validate_spec(state, body: dict) -> dict:
         if mx <= mn:
             raise invalid_parameter(
                 f"Autoscale max_workers ({mx}) must be greater than min_workers ({mn}).")
+        _within_limit(state, mx, "autoscale.max_workers")
     nt = body.get("node_type_id")
     if nt is None and not body.get("instance_pool_id") and not body.get("policy_id"):
         raise invalid_parameter("Missing required field: node_type_id")
@@ -721,6 +730,9 @@ def create(req):
                 refresh(st, c)
                 if c.idempotency_token == token and c.state != "TERMINATED":
                     return {"cluster_id": c.id}
+        from . import policies     # a policy's fixed values and defaults, and its checks (ops, issue 19)
+
+        body = policies.enforce(st, body)
         spec = validate_spec(st, body)
         now = st.now()
         user = _user(req)

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 
 # --------------------------------------------------------------------------- config
@@ -67,6 +67,9 @@ class Config:
                                        minimum=1)
     events_page_size: int = knob(50, "clusters/events: default page size (at most 500).", minimum=1)
     validate_spark_version: bool = knob(True, "Refuse a spark_version that is not in clusters/spark-versions.")
+    cluster_max_workers: int = knob(1000, "The most workers a cluster may ask for (num_workers, autoscale "
+                                    "max_workers); more is a 400 INVALID_PARAMETER_VALUE, as a workspace's size "
+                                    "limit refuses it.", minimum=0)
 
     # -- command execution (API 1.2)
     context_start_seconds: float = knob(0.3, "Execution context: Pending -> Running.", minimum=0)
@@ -121,6 +124,23 @@ class Config:
                                                             "(0 = unlimited).", minimum=0)
     sql_threads: int = knob(2, "DuckDB worker threads of the SQL engine (read when the engine starts).", minimum=1)
 
+    # -- pipelines, libraries, apps (emulator/pipelines.py, libraries.py, apps.py; docs/emulator-ops.md)
+    pipeline_step_seconds: float = knob(0.5, "Pipeline update: time in each state before RUNNING (QUEUED, CREATED, "
+                                             "WAITING_FOR_RESOURCES, INITIALIZING, SETTING_UP_TABLES).", minimum=0)
+    pipeline_run_seconds: float = knob(2.0, "Pipeline update: RUNNING -> COMPLETED of a triggered pipeline (a "
+                                            "continuous one runs until stopped).", minimum=0)
+    pipeline_stop_seconds: float = knob(0.5, "Pipeline update: STOPPING -> CANCELED after a stop.", minimum=0)
+    pipeline_page_cap: int = knob(100, "pipelines lists (pipelines, updates, events): the most items on one page, "
+                                       "whatever max_results (set it low to see many pages).", minimum=1)
+    pipeline_events_page_size: int = knob(25, "pipelines/{id}/events: the page size when max_results is not given.",
+                                          minimum=1)
+    library_install_seconds: float = knob(1.0, "Cluster library: PENDING -> INSTALLING and INSTALLING -> INSTALLED "
+                                               "(each) on a running cluster.", minimum=0)
+    library_missing_packages: List[str] = knob(["nonexistent-package"], "PyPI packages that do not exist: "
+                                                                         "installing one ends FAILED.")
+    app_start_seconds: float = knob(1.0, "App compute STARTING -> ACTIVE (create, start).", minimum=0)
+    app_stop_seconds: float = knob(0.5, "App compute STOPPING -> STOPPED.", minimum=0)
+    app_deploy_seconds: float = knob(1.0, "App deployment IN_PROGRESS -> SUCCEEDED (or FAILED).", minimum=0)
     # -- ML: MLflow tracking, models, serving, Genie (emulator/mlflow.py, models.py, serving.py, genie.py;
     #    docs/emulator-ml.md)
     mlflow_page_size: int = knob(1000, "MLflow experiments/search and runs/search: the most items on one page, "

@@ -466,6 +466,11 @@ def execute(req):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise invalid_parameter(f"{name} must be a non-negative integer")
             limits[name] = v
+    tags = body.get("query_tags")          # QueryTag[] (cost attribution; issue 19)
+    if tags is not None and (not isinstance(tags, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("key"), str) and t["key"]
+            and isinstance(t.get("value", ""), str) and set(t) <= {"key", "value"} for t in tags)):
+        raise invalid_parameter("query_tags must be a list of {\"key\": string, \"value\": string (optional)}")
     params = body.get("parameters") or []
     if not isinstance(params, list):
         raise invalid_parameter("parameters must be a list of {name, value, type}")

@@ -21,6 +21,9 @@ SIZES = ("2X-Small", "X-Small", "Small", "Medium", "Large", "X-Large", "2X-Large
          "4X-Large", "5X-Large")
 TYPES = ("CLASSIC", "PRO", "REALTIME", "TYPE_UNSPECIFIED")
 SPOT = ("COST_OPTIMIZED", "RELIABILITY_OPTIMIZED", "POLICY_UNSPECIFIED")
+# edits that a running warehouse restarts to apply
+RESTARTS = {"cluster_size", "min_num_clusters", "max_num_clusters", "enable_photon", "enable_serverless_compute",
+            "warehouse_type", "spot_instance_policy", "channel", "instance_profile_arn"}
 
 
 def shape(state, nbytes: int) -> None:
@@ -225,12 +228,22 @@ def edit_warehouse(req):
         merged = {k: v for k, v in wh.items() if not k.startswith("_")}
         merged.update(body)
         _validate(merged, creating=False)
+        if "name" in body and body["name"] != wh["name"] and any(
+                w["name"] == body["name"] and advance(req.state, w)["state"] != "DELETED"
+                for w in warehouses(req.state).values()):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Warehouse with name {body['name']!r} already exists.")
+        changed = set()
         for k, v in body.items():
             if k in ("name", "cluster_size", "min_num_clusters", "max_num_clusters", "auto_stop_mins",
                      "enable_photon", "enable_serverless_compute", "warehouse_type", "spot_instance_policy",
-                     "channel", "tags", "statement_timeout", "instance_profile_arn"):
+                     "channel", "tags", "statement_timeout", "instance_profile_arn") and wh.get(k) != v:
                 wh[k] = copy.deepcopy(v)
-        req.state.applied["warehouses/edit"] += 1
+                changed.add(k)
+        if changed:            # the same settings again change nothing
+            # a running warehouse restarts on its new compute (the SDK's edit waits for RUNNING)
+            if changed & RESTARTS and wh["state"] in ("STARTING", "RUNNING"):
+                schedule(req.state, wh, "STARTING", "RUNNING", req.state.config.warehouse_start_seconds)
+            req.state.applied["warehouses/edit"] += 1
         return {}
 
 

@@ -27,16 +27,16 @@ READ_POSTS = ("/api/2.1/clusters/events", "/api/2.0/clusters/events",   # reads 
               "/api/2.0/mlflow/registered-models/get-latest-versions")
 READ_POST_PATTERNS = (re.compile(r"/serving-endpoints/[^/]+/invocations"),      # a model's answer changes nothing
                       re.compile(r"/api/2\.0/vector-search/indexes/[^/]+/query(-next-page)?"))
-
-
-def _read_post(path: str) -> bool:
-    return path in READ_POSTS or any(p.fullmatch(path) for p in READ_POST_PATTERNS)
-DESTROYING = {"delete", "permanent-delete", "destroy", "cancel", "cancel-all", "stop", "restart", "edit", "reset", "update"}
-RUNS_CODE = {"commands/execute", "statements/execute", "jobs/run-now", "jobs/runs/submit", "jobs/runs/repair"}
+DESTROYING = {"delete", "permanent-delete", "destroy", "cancel", "cancel-all", "stop", "restart", "edit", "reset", "update", "uninstall"}
+RUNS_CODE = {"commands/execute", "statements/execute", "jobs/run-now", "jobs/runs/submit", "jobs/runs/repair", "apps/deploy"}
 REPLACES = {"jobs/update": "job_id", "jobs/reset": "job_id"}            # repeated with the same settings: no change
 # counters of requests whose effect the emulator counts apart: cancel-all counts each call, the runs it
 # cancelled are counted in jobs/runs/cancelled
 EFFECT_OF = {"jobs/runs/cancel-all": "jobs/runs/cancelled"}
+
+
+def _read_post(path: str) -> bool:
+    return path in READ_POSTS or any(p.fullmatch(path) for p in READ_POST_PATTERNS)
 
 
 @pytest.fixture(autouse=True)

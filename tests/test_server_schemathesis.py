@@ -46,8 +46,25 @@ def _schemathesis(server, conn, *args) -> subprocess.CompletedProcess:
         hooks = os.path.join(cwd, "hooks.py")
         with open(hooks, "w", encoding="utf-8") as fh:
             fh.write(HOOKS)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=1500, cwd=cwd,
+        return subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=cwd,
                               env=dict(os.environ, SCHEMATHESIS_HOOKS=hooks))
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    """An emulator of its own: what schemathesis creates (hundreds of objects) stays out of the
+    session's, and its run does not depend on what the tests before it left behind."""
+    from databricks_connector.emulator import Emulator
+    from tests.conftest import FAST
+
+    with Emulator(**FAST) as emu:
+        emu.initial_config = emu.config.as_dict()
+        yield emu
+
+
+@pytest.fixture
+def pat(emulator):
+    return emulator.connections()["personal_access_token"]
 
 
 @pytest.fixture(scope="module")

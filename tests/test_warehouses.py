@@ -173,3 +173,67 @@ def test_emulator_warehouse_lifecycle_and_validation(emulator):
     assert wid not in {w["id"] for w in listed}
     r = requests.post(emulator.url + f"{API}/nope/start", json={}, headers=h)
     assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+# --------------------------------------------------------------------------- create / edit / delete
+
+def _wire(emulator, since, method):
+    return [r for r in emulator.requests[since:] if r["method"] == method and r["path"].startswith(API)]
+
+
+def test_create_waits_for_running_and_a_second_create_creates_nothing(connector, conn, emulator):
+    import json
+
+    name = f"created-{conn['type']}"
+    since = len(emulator.requests)
+    wh = connector.run("create_sql_warehouse", conn, {"name": name, "cluster_size": "X-Small", "auto_stop_mins": 10,
+                                                      "tags": {"team": "qa"}, "wait_for_state": True,
+                                                      "poll_interval_seconds": 0.1, "timeout_seconds": 60})
+    assert wh["state"] == "RUNNING" and wh["name"] == name and wh["warehouse_type"] == "PRO"
+    assert wh["enable_serverless_compute"] is True and wh["tags"]["custom_tags"] == [{"key": "team", "value": "qa"}]
+    (post,) = _wire(emulator, since, "POST")
+    assert json.loads(post["raw"]) == {"name": name, "cluster_size": "X-Small", "auto_stop_mins": 10,
+                                       "warehouse_type": "PRO", "enable_serverless_compute": True,
+                                       "tags": {"custom_tags": [{"key": "team", "value": "qa"}]}}
+    before = emulator.state.applied["warehouses/create"]
+    with pytest.raises(ConnectorError) as err:
+        connector.run("create_sql_warehouse", conn, {"name": name, "cluster_size": "X-Small"})
+    assert err.value.status == 400 and "already exists" in err.value.message
+    assert emulator.state.applied["warehouses/create"] == before
+
+
+def test_edit_merges_and_a_new_size_restarts_a_running_warehouse(connector, pat, emulator):
+    import json
+
+    wid = connector.run("create_sql_warehouse", pat, {"name": "edit-me", "cluster_size": "Small", "wait_for_state": True,
+                                                      "poll_interval_seconds": 0.1})["id"]
+    since = len(emulator.requests)
+    out = connector.run("edit_sql_warehouse", pat, {"warehouse_id": wid, "auto_stop_mins": 45})
+    assert out["auto_stop_mins"] == 45 and out["cluster_size"] == "Small" and out["state"] == "RUNNING"
+    sent = json.loads(_wire(emulator, since, "POST")[0]["raw"])
+    assert sent["name"] == "edit-me" and sent["cluster_size"] == "Small" and sent["auto_stop_mins"] == 45
+    assert "odbc_params" not in sent and "state" not in sent and "id" not in sent     # only edit fields go back
+    out = connector.run("edit_sql_warehouse", pat, {"warehouse_id": wid, "cluster_size": "Medium",
+                                                    "wait_for_state": True, "poll_interval_seconds": 0.1})
+    assert out["cluster_size"] == "Medium" and out["state"] == "RUNNING"
+    states = [r for r in emulator.requests[since:] if r["method"] == "GET" and r["path"] == f"{API}/{wid}"]
+    assert len(states) >= 2                     # it was STARTING at first: the wait polled again
+    before = emulator.state.applied["warehouses/edit"]
+    connector.run("edit_sql_warehouse", pat, {"warehouse_id": wid, "cluster_size": "Medium"})
+    assert emulator.state.applied["warehouses/edit"] == before       # the same settings again change nothing
+
+
+def test_delete_and_bad_settings(connector, pat, emulator):
+    wid = create_warehouse(emulator, "delete-me")
+    assert connector.run("delete_sql_warehouse", pat, {"warehouse_id": wid}) == {"warehouse_id": wid, "deleted": True}
+    assert connector.run("get_sql_warehouse", pat, {"warehouse_id": wid})["state"] in ("DELETING", "DELETED")
+    since = len(emulator.requests)
+    with pytest.raises(ConnectorError) as err:
+        connector.run("create_sql_warehouse", pat, {"name": "bad", "cluster_size": "Huge", "min_num_clusters": 3,
+                                                    "max_num_clusters": 2, "warehouse_type": "CLASSIC",
+                                                    "enable_serverless_compute": True, "auto_stop_mins": 5})
+    e = err.value
+    assert e.type == "invalid_input"
+    for label in ("Cluster Size", "Max Clusters", "Serverless", "Auto Stop (minutes)"):
+        assert label in e.message, (label, e.message)
+    assert not [r for r in emulator.requests[since:] if r["path"].startswith(API)]

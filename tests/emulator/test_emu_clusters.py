@@ -76,6 +76,8 @@ def test_create_pending_then_running(emu, api):
     {"spark_version": "0.1.x-nope"},
     {"node_type_id": "huge.box"},
     {"idempotency_token": "x" * 65},
+    {"num_workers": 1001},                                       # past cluster_max_workers: no 10^9 executors
+    {"num_workers": None, "autoscale": {"min_workers": 1, "max_workers": 10 ** 9}},
 ])
 def test_create_validation(emu, api, bad):
     body = dict(SPEC)

@@ -92,6 +92,62 @@ def manifest_actions(connector) -> list[str]:
     return [a["key"] for a in connector.manifest["actions"]]
 
 
+# --------------------------------------------------------------------------- sampling by kind
+
+# What a fault does to an action is decided by the shared session and waiting mechanism from a few
+# facts about the action, not by its area: whether its main request changes state, what makes it
+# safe to re-send, whether it sets its own read timeout, whether it waits. Actions alike in these
+# facts are one *kind*. The per-action suites run every case for the first REPRESENTATIVES actions
+# of each kind and, for every other action, the cases that find a wrong request (the `core`
+# faults) plus one more fault chosen by the action's name, so each fault still meets many actions.
+# DBC_FULL_MATRIX=1 runs every case for every action (the nightly form; about 3x the cases).
+FULL_MATRIX = __import__("os").environ.get("DBC_FULL_MATRIX", "") not in ("", "0")
+REPRESENTATIVES = 2
+
+
+def kind(key: str) -> tuple:
+    """An action's kind. A read whose main request is not a GET must say so in ``main``."""
+    sc = SCENARIOS[key]
+    method = sc.main[0] if sc.main else ("POST" if sc.changes_state else "GET")
+    return (sc.changes_state, sc.retry_safe, sc.own_read_timeout, sc.wait is not None, method == "GET")
+
+
+def representatives(keys, kind_of=None) -> set:
+    """The first REPRESENTATIVES actions (in manifest order) of each kind among ``keys``."""
+    chosen, seen = set(), {}
+    for key in keys:
+        if kind_of is None and key not in SCENARIOS:
+            chosen.add(key)                      # it fails loudly in its own case: keep it
+            continue
+        k = (kind_of or kind)(key)
+        if seen.get(k, 0) < REPRESENTATIVES:
+            seen[k] = seen.get(k, 0) + 1
+            chosen.add(key)
+    return chosen
+
+
+def sampled(keys, faults, core=(), kind_of=None) -> list:
+    """(key, fault) pairs: every fault for representatives, ``core`` plus one rotating fault for the rest."""
+    import zlib
+
+    faults = list(faults)
+    full = set(keys) if FULL_MATRIX else representatives(keys, kind_of)
+    rest = [f for f in faults if f not in core]
+    pairs = []
+    for key in keys:
+        if key in full:
+            pairs += [(key, f) for f in faults]
+            continue
+        extra = [rest[zlib.crc32(key.encode()) % len(rest)]] if rest else []
+        pairs += [(key, f) for f in faults if f in core or f in extra]
+    return pairs
+
+
+def sampled_keys(keys) -> list:
+    """The keys a per-action test runs for: all with DBC_FULL_MATRIX, else representatives of each kind."""
+    return list(keys) if FULL_MATRIX else [k for k in keys if k in representatives(keys)]
+
+
 def user_name(conn: dict) -> str:
     """The userName the emulator reports for a connection (a service principal's is its client id)."""
     if conn["type"] in ("service_principal", "azure_service_principal", "workload_identity_federation"):
