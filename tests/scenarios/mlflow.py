@@ -46,7 +46,7 @@ def _get_experiment(emulator, connector, conn):
     return {"experiment_id": experiment(connector, conn)}
 
 
-@scenario("search_experiments", retry_safe="natural",
+@scenario("search_experiments", retry_safe="natural", main=("POST", r"/api/2\.0/mlflow/experiments/search"),
           check=lambda out, inputs, conn: out.get("count") == len(out.get("experiments", [])) >= 1)
 def _search_experiments(emulator, connector, conn):
     tag = uuid.uuid4().hex[:10]
@@ -72,7 +72,7 @@ def _get_mlflow_run(emulator, connector, conn):
     return {"run_id": run(connector, conn)}
 
 
-@scenario("search_mlflow_runs", retry_safe="natural",
+@scenario("search_mlflow_runs", retry_safe="natural", main=("POST", r"/api/2\.0/mlflow/runs/search"),
           failing=lambda e, c, conn: {"experiment_ids": ["999999999"]},
           check=lambda out, inputs, conn: out.get("count") == len(out.get("runs", [])) == 1)
 def _search_mlflow_runs(emulator, connector, conn):

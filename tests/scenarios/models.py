@@ -105,7 +105,8 @@ def _search_registered_models(emulator, connector, conn):
     return {"filter": f"name = '{legacy_model(emulator, 1)}'"}
 
 
-@scenario("get_latest_model_versions", retry_safe="natural", failing=lambda e, c, conn: {"name": "no-such-model"},
+@scenario("get_latest_model_versions", retry_safe="natural",
+          main=("POST", r"/api/2\.0/mlflow/registered-models/get-latest-versions"), failing=lambda e, c, conn: {"name": "no-such-model"},
           check=lambda out, inputs, conn: [v["version"] for v in out.get("model_versions", [])] == ["2"])
 def _get_latest_model_versions(emulator, connector, conn):
     return {"name": legacy_model(emulator)}

@@ -50,6 +50,7 @@ def _get(emulator, connector, conn):
 
 
 @scenario("query_vector_search_index", retry_safe="natural",
+          main=("POST", r"/api/2\.0/vector-search/indexes/[^/]+/query"),
           failing=lambda e, c, conn: {"index_name": MISSING, "columns": ["id"], "query_text": "token"},
           check=lambda out, inputs, conn: [r["id"] for r in out.get("rows", [])] == ["a", "b"])
 def _query(emulator, connector, conn):
