@@ -57,7 +57,7 @@ def _tour(emu):
         ("Terminate the cluster and wait", "terminate_cluster", "service_principal",
          lambda out: {"cluster_id": out["create_cluster"]["cluster_id"], "wait": True,
                       "timeout_seconds": 60, "poll_interval_seconds": 0.5}),
-    ]
+    ] + _ml_steps()
 
 
 CONNECTIONS_DIR = "conns"
@@ -128,3 +128,51 @@ def run_demo(fast: bool = False, out=None, full: bool = False) -> int:
             out.write(text + "\n")
             out.flush()
     return 1 if failures else 0
+
+
+# --------------------------------------------------------------------------- the ML step (owner: ml)
+
+DEMO_MODEL = "main.default.demo_churn"
+
+
+def _ml_steps():
+    """Log an MLflow run, register its model as a Unity Catalog version (as MLflow's client does:
+    create, then finalize), promote it with an alias, serve it, query it, and ask Genie."""
+    def register(out):
+        run = out["create_mlflow_run"]["info"]
+        return {"url": "/2.0/mlflow/unity-catalog/model-versions/create", "method": "POST", "data": json.dumps(
+            {"name": DEMO_MODEL, "source": run["artifact_uri"] + "/model", "run_id": run["run_id"]})}
+
+    def finalize(out):
+        version = out["raw_request"]["model_version"]["version"]
+        return {"url": "/2.0/mlflow/unity-catalog/model-versions/finalize", "method": "POST",
+                "data": json.dumps({"name": DEMO_MODEL, "version": version})}
+
+    return [
+        ("ML: create an MLflow experiment", "create_experiment", "service_principal", {"name": "/Shared/demo-churn"}),
+        ("ML: start a run in it", "create_mlflow_run", "service_principal",
+         lambda out: {"experiment_id": out["create_experiment"]["experiment_id"], "run_name": "demo-training"}),
+        ("ML: log its metrics and parameters (one batch)", "log_mlflow_run_data", "service_principal",
+         lambda out: {"run_id": out["create_mlflow_run"]["info"]["run_id"], "metrics": {"rmse": 0.42, "r2": 0.91},
+                      "params": {"max_depth": "6"}}),
+        ("ML: end the run", "update_mlflow_run", "service_principal",
+         lambda out: {"run_id": out["create_mlflow_run"]["info"]["run_id"], "status": "FINISHED"}),
+        ("ML: create a registered model in Unity Catalog", "create_registered_model", "service_principal",
+         {"catalog_name": "main", "schema_name": "default", "name": "demo_churn"}),
+        ("ML: register the run's model as a version (MLflow client path, with Raw Request)", "raw_request",
+         "service_principal", register),
+        ("ML: finalize the version", "raw_request", "service_principal", finalize),
+        ("ML: promote it: set the champion alias", "set_model_alias", "service_principal",
+         lambda out: {"full_name": DEMO_MODEL, "alias": "champion",
+                      "version": int(out["raw_request"]["model_version"]["version"])}),
+        ("ML: serve the champion and wait until the endpoint is ready", "create_serving_endpoint", "service_principal",
+         lambda out: {"name": "demo-churn", "entity_name": DEMO_MODEL,
+                      "entity_version": str(out["set_model_alias"]["version_num"]), "wait_for_ready": True,
+                      "timeout_seconds": 120, "poll_interval_seconds": 0.5}),
+        ("ML: query the endpoint with dataframe records", "query_serving_endpoint", "personal_access_token",
+         {"name": "demo-churn", "input": [{"tickets": 3, "tenure_years": 2}, {"tickets": 0, "tenure_years": 7}]}),
+        ("ML: Select Genie Space picker", "pick:select_genie_space", "personal_access_token", {}),
+        ("ML: ask Genie a question (its SQL runs on the warehouse)", "ask_genie", "personal_access_token",
+         lambda out: {"space_id": out["pick:select_genie_space"][0]["value"], "question": "How many trips are there?",
+                      "poll_interval_seconds": 0.3}),
+    ]

@@ -141,6 +141,43 @@ class Config:
     app_start_seconds: float = knob(1.0, "App compute STARTING -> ACTIVE (create, start).", minimum=0)
     app_stop_seconds: float = knob(0.5, "App compute STOPPING -> STOPPED.", minimum=0)
     app_deploy_seconds: float = knob(1.0, "App deployment IN_PROGRESS -> SUCCEEDED (or FAILED).", minimum=0)
+    # -- ML: MLflow tracking, models, serving, Genie (emulator/mlflow.py, models.py, serving.py, genie.py;
+    #    docs/emulator-ml.md)
+    mlflow_page_size: int = knob(1000, "MLflow experiments/search and runs/search: the most items on one page, "
+                                       "whatever max_results asks (set it low to see many pages).", minimum=1)
+    models_page_size: int = knob(100, "Unity Catalog models and model versions lists: the most items on one page.",
+                                 minimum=1)
+    model_version_ready_seconds: float = knob(0.5, "A finalized model version: PENDING_REGISTRATION -> READY.",
+                                              minimum=0)
+    model_version_fail_next: bool = knob(False, "One shot: the next finalized model version ends "
+                                                "FAILED_REGISTRATION instead of READY; then it clears itself.")
+    serving_update_seconds: float = knob(2.0, "A serving endpoint's config update (create, update config): "
+                                              "config_update IN_PROGRESS -> NOT_UPDATING (and ready READY).", minimum=0)
+    serving_update_fail_next: bool = knob(False, "One shot: the next config update ends UPDATE_FAILED (the endpoint "
+                                                 "keeps its previous config); then it clears itself.")
+    serving_embedding_dimensions: int = knob(16, "Length of the deterministic embeddings an embeddings endpoint "
+                                                 "answers (a hashed bag of words: similar texts are near).", minimum=2)
+    serving_chat_template: str = knob("You asked: {question}", "What a chat or completions endpoint answers; "
+                                      "{question} is the last user message (or the prompt), {model} the served "
+                                      "entity.")
+    genie_step_seconds: float = knob(0.3, "Each step of a Genie message: SUBMITTED -> ASKING_AI -> EXECUTING_QUERY "
+                                          "-> COMPLETED (the query also takes as long as its SQL runs).", minimum=0)
+    genie_questions: Dict[str, Optional[str]] = knob(
+        {r"(?i)how many trips": "SELECT count(*) AS trips FROM samples.nyctaxi.trips",
+         r"(?i)(longest|top).*trips?": "SELECT trip_distance, fare_amount, pickup_zip, dropoff_zip FROM "
+                                       "samples.nyctaxi.trips ORDER BY trip_distance DESC LIMIT 5",
+         r"(?i)^(hi|hello|thanks?)\b": None},
+        "{regex: SQL or null}: the SQL Genie writes for a question matching a pattern (the first match, in order); "
+        "null answers with text only. A question matching none gets genie_fallback_sql.")
+    genie_fallback_sql: str = knob("SELECT * FROM samples.nyctaxi.trips LIMIT 10", "The SQL of a question no "
+                                   "pattern of genie_questions matches.")
+    genie_fail_next: bool = knob(False, "One shot: the next Genie message ends FAILED (a MessageError) before any "
+                                        "query; then it clears itself.")
+    vector_search_page_size: int = knob(1000, "Vector search: the most rows of a query on one page (more page "
+                                               "through query-next-page), and of an index list.", minimum=1)
+    genie_result_lifetime_seconds: float = knob(3600.0, "A COMPLETED Genie message becomes QUERY_RESULT_EXPIRED "
+                                                        "this long after its query ran (execute-query runs it "
+                                                        "again).", minimum=0)
 
 
     # -- TLS and sign-in (emulator/tls.py, oauth.py, entra.py, federation.py)
