@@ -132,7 +132,7 @@ def _ask(session, inputs, start, *, name: str):
                             follow_up="get_genie_message")
     space_id = inputs["space_id"]
     cid, mid = started["conversation_id"], started["message_id"]
-    if not inputs.get("wait_for_answer", True):
+    if not inputs.get("wait", True):
         msg = started.get("message") if isinstance(started.get("message"), dict) else None
         out = {"space_id": space_id, "conversation_id": cid, "message_id": mid,
                "status": (msg or {}).get("status") or "SUBMITTED"}

@@ -80,7 +80,7 @@ def create_serving_endpoint(session, inputs):
         body["tags"] = [{"key": k, "value": v} for k, v in inputs["tags"].items()]
     ep = session.start("create", lambda: session.post(API, body, require=("name",)), ids={"name": name},
                        follow_up="get_serving_endpoint")
-    if inputs.get("wait_for_ready"):
+    if inputs.get("wait"):
         return _wait(session, name, inputs)
     return ep
 
@@ -90,7 +90,7 @@ def update_serving_endpoint_config(session, inputs):
     ep = session.start("update", lambda: session.request("PUT", _path(name, "/config"), json=_config(inputs),
                                                          require=("name",)),
                        ids={"name": name}, follow_up="get_serving_endpoint")
-    if inputs.get("wait_for_ready"):
+    if inputs.get("wait"):
         return _wait(session, name, inputs)
     return ep
 
