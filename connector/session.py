@@ -895,6 +895,8 @@ def _present(value) -> bool:
         return False
     if isinstance(value, str):
         return bool(value.strip())
+    if isinstance(value, dict):
+        return bool(value)                                  # an object the action reads
     return isinstance(value, (int, float))
 
 

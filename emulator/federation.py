@@ -54,6 +54,9 @@ def issuer(state) -> Issuer:
     return state.area("oidc_issuer", Issuer)
 
 
+CLOCK_SKEW = 5        # seconds of clock difference tolerated on exp, iat and nbf, as token validators do
+
+
 def mint(state, subject: str = DEFAULT_SUBJECT, audience: str | None = None, issuer_url: str | None = None,
          lifetime: float | None = None, trusted: bool = True, **claims) -> str:
     """An OIDC token signed as the emulator's issuer (``trusted=False``: by a key it does not publish)."""
@@ -103,12 +106,20 @@ def exchange(req, form: dict):
         key = iss.keys.get(header.get("kid", ""))
         if key is None:
             return oauth_error(400, "invalid_grant", "The token's signing key is not in the issuer's JWKS.")
+        # the times are checked against the workspace's clock (which tests may move), not the host's
         claims = jwt.decode(subject_token, key.public_key(), algorithms=["RS256"],
-                            options={"require": ["exp", "iat", "iss", "sub", "aud"], "verify_aud": False})
-    except jwt.ExpiredSignatureError:
-        return oauth_error(400, "invalid_grant", "The subject token has expired.")
+                            options={"require": ["exp", "iat", "iss", "sub", "aud"], "verify_aud": False,
+                                     "verify_exp": False, "verify_iat": False, "verify_nbf": False})
     except jwt.InvalidTokenError as exc:
         return oauth_error(400, "invalid_grant", f"The subject token is not valid: {exc}.")
+    now = state.now()
+    times = [claims.get(k) for k in ("exp", "iat", "nbf") if k in claims]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times):
+        return oauth_error(400, "invalid_grant", "The subject token is not valid: exp, iat and nbf must be numbers.")
+    if claims["exp"] <= now - CLOCK_SKEW:
+        return oauth_error(400, "invalid_grant", "The subject token has expired.")
+    if max(claims["iat"], claims.get("nbf", 0)) > now + CLOCK_SKEW:
+        return oauth_error(400, "invalid_grant", "The subject token is not valid: The token is not yet valid (iat/nbf).")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     with state.lock:
         candidates = [p for p in policies(state) if p["client_id"] == client_id]

@@ -37,8 +37,14 @@ def _restore_settings(emulator):
 
 # --------------------------------------------------------------------------- real outputs
 
-@pytest.mark.parametrize("key", sorted(ACTIONS))
-def test_real_output_matches_the_declared_schema(emulator, connector, conn, key):
+# The shape of an answer does not depend on the sign-in: every action with the PAT, two of each kind
+# with the service principal too (tests/scenarios: sampled).
+@pytest.mark.parametrize("key,conn_type", [
+    pytest.param(k, t, id=f"{t}-{k}") for k, t in
+    S.sampled(sorted(ACTIONS), ["personal_access_token", "service_principal"], core=("personal_access_token",),
+              rotate=False)])
+def test_real_output_matches_the_declared_schema(emulator, connector, conn_type, key):
+    conn = emulator.connections()[conn_type]
     sc = S.SCENARIOS[key]
     inputs = S.prepared(emulator, connector, conn, key)
     out = connector.run(key, conn, inputs)

@@ -65,6 +65,10 @@ def secrets_seen(emulator, conn, since=0) -> set:
 TOKEN_TYPES = ["service_principal", "oauth_user", "azure_service_principal", "workload_identity_federation"]
 
 
+# Every workspace API path, serving endpoints' invocations (outside /api/) included; not the token endpoints.
+WORKSPACE_API = r"/(api|serving-endpoints)/.*"
+
+
 def fresh_user_due(emulator):
     """A user login whose access token is due, so the run refreshes it (and the refresh is logged)."""
     return {**fresh(emulator, "oauth_user"), "expires_at": "2000-01-01T00:00:00Z"}
@@ -106,7 +110,7 @@ def test_python_api_never_shows_a_secret(emulator, key, capsys, caplog):
             with pytest.raises(ConnectorError) as exc:
                 ONE_SHOT.run(key, conn, {**sc.failing(emulator, ONE_SHOT, conn), "debug": True})
             errors.append(exc.value)
-        emulator.faults.add(r"/api/.*", "invalid_token", times=None)          # failure: a rejected token
+        emulator.faults.add(WORKSPACE_API, "invalid_token", times=None)          # failure: a rejected token
         with pytest.raises(ConnectorError) as exc:
             ONE_SHOT.run(key, conn, {**S.prepared(emulator, ONE_SHOT, conn, key), "debug": True})
         emulator.faults.clear()
@@ -155,7 +159,7 @@ def test_cli_never_shows_a_secret(emulator, key, tmp_path):
         failing = {**sc.failing(emulator, Connector(), prep), "debug": True}
     else:
         failing = inputs
-        emulator.faults.add(r"/api/.*", "invalid_token", times=None)
+        emulator.faults.add(WORKSPACE_API, "invalid_token", times=None)
     code, out, err = cli("run", key, "--inputs-json", json.dumps(failing), "--connection", str(conn_file))
     emulator.faults.clear()
     from databricks_connector.cli import exit_code
@@ -180,7 +184,7 @@ def test_pickers_never_show_a_secret(emulator, picker, capsys, caplog):
     for conn in (pat, sp, user):
         inputs = {"debug": True, **S.picker_inputs(emulator, ONE_SHOT, conn, picker)}
         ONE_SHOT.pick(picker, conn, inputs)
-        emulator.faults.add(r"/api/.*", "500", times=None)
+        emulator.faults.add(WORKSPACE_API, "500", times=None)
         with pytest.raises(ConnectorError) as exc:
             ONE_SHOT.pick(picker, conn, inputs)
         emulator.faults.clear()

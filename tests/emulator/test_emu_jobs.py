@@ -132,9 +132,11 @@ def test_job_clusters_exist_for_the_run_and_terminate_after(emu, api, jobs):
     r = api.post(J + "/runs/submit", {"tasks": [{"task_key": "x", "existing_cluster_id": shared["cluster_id"],
                                                  "notebook_task": {"notebook_path": "/Shared/j/hello"}}]})
     assert r.status_code == 400 and r.json()["message"] == "existing_cluster_id only supports all-purpose cluster IDs"
-    for _ in range(3):                       # a, then b (after a), each RUNNING for 60 s of the workspace clock
+    for _ in range(40):                      # a, then b (after a), each RUNNING for 60 s of the workspace clock
         emu.state.clock.advance(61)
-        time.sleep(0.2)
+        time.sleep(0.1)
+        if run_of(api, rid)["state"]["life_cycle_state"] == "TERMINATED":
+            break
     run = wait(api, rid)
     assert run["state"]["result_state"] == "SUCCESS"
     by_key = {t["task_key"]: t for t in run["tasks"]}

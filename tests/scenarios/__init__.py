@@ -126,15 +126,16 @@ def representatives(keys, kind_of=None) -> set:
     return chosen
 
 
-def sampled(keys, faults, core=(), kind_of=None) -> list:
-    """(key, fault) pairs: every fault for representatives, ``core`` plus one rotating fault for the rest.
+def sampled(keys, faults, core=(), kind_of=None, rotate=True) -> list:
+    """(key, fault) pairs: every fault for representatives, ``core`` plus (with ``rotate``) one
+    rotating fault for the rest.
 
     ``faults`` may be any list of variants (connection types too)."""
     import zlib
 
     faults = list(faults)
     full = set(keys) if FULL_MATRIX else representatives(keys, kind_of)
-    rest = [f for f in faults if f not in core]
+    rest = [f for f in faults if f not in core] if rotate else []
     pairs = []
     for key in keys:
         if key in full:
