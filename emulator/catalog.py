@@ -167,7 +167,7 @@ def delete_catalog(req):
     for v in vols:
         _drop_volume(req.state, v["full_name"])
     with req.state.lock:
-        req.state.applied["catalog/delete_catalog"] += 1
+        req.state.applied["catalog/catalogs/delete"] += 1
     return {}
 
 
@@ -256,7 +256,7 @@ def delete_schema(req):
     for v in vols:
         _drop_volume(req.state, v["full_name"])
     with req.state.lock:
-        req.state.applied["catalog/delete_schema"] += 1
+        req.state.applied["catalog/schemas/delete"] += 1
     return {}
 
 
@@ -323,7 +323,7 @@ def delete_table(req):
     except Exception as exc:  # noqa: BLE001
         raise _sql_error(exc) from None
     with req.state.lock:
-        req.state.applied["catalog/delete_table"] += 1
+        req.state.applied["catalog/tables/delete"] += 1
     return {}
 
 
@@ -429,7 +429,7 @@ def delete_volume(req):
     v = _get_volume(req, unquote(req.params["name"]))
     _drop_volume(req.state, v["full_name"])
     with req.state.lock:
-        req.state.applied["catalog/delete_volume"] += 1
+        req.state.applied["catalog/volumes/delete"] += 1
     return {}
 
 
@@ -501,11 +501,13 @@ def update_grants(req):
         raise invalid_parameter("; ".join(problems))
     with st.lock:
         grants = _grants(st).setdefault(key, {})
+        before = {p: set(v) for p, v in grants.items()}
         for ch in changes:
             held = grants.setdefault(ch["principal"], set())
             held.update(ch.get("add") or [])
             held.difference_update(ch.get("remove") or [])
-        st.applied["catalog/update_grants"] += 1
+        if {p: v for p, v in grants.items() if v} != {p: v for p, v in before.items() if v}:
+            st.applied["catalog/grants/update"] += 1      # the same change again changes nothing
         _enforce(st)
         return {"privilege_assignments": _assignments(grants)}
 

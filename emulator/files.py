@@ -24,6 +24,7 @@ is asked for), 409 DIRECTORY_NOT_EMPTY, 400 INVALID_PARAMETER_VALUE (a path outs
 from __future__ import annotations
 
 import email.utils
+import filecmp
 import mimetypes
 import os
 import re
@@ -114,8 +115,11 @@ def upload(req):
         with req.state.lock:
             if not overwrite and os.path.exists(target):
                 raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
+            existed = os.path.isfile(target)
+            same = existed and os.path.getsize(target) == received and filecmp.cmp(part, target, shallow=False)
             os.replace(part, target)
-            req.state.applied["files/upload"] += 1
+            if not same:                      # the same bytes uploaded over themselves change nothing
+                req.state.applied["files/update" if existed else "files/upload"] += 1
     finally:
         if os.path.exists(part):
             os.unlink(part)
@@ -181,7 +185,7 @@ def delete_file(req):
         if not rel or not os.path.isfile(target):
             raise _not_found()
         os.unlink(target)
-        req.state.applied["files/delete_file"] += 1
+        req.state.applied["files/files/delete"] += 1
     return 204, b"", {}
 
 
@@ -262,5 +266,5 @@ def delete_directory(req):
         if any(True for _ in os.scandir(folder)):
             raise ApiError(409, "DIRECTORY_NOT_EMPTY", f"The directory {display} is not empty.")
         os.rmdir(folder)
-        req.state.applied["files/delete_directory"] += 1
+        req.state.applied["files/directories/delete"] += 1
     return 204, b"", {}

@@ -291,14 +291,20 @@ def patch_group(req):
                 if p is None:
                     raise _ScimError(404, f"Member {pid} not found.", "invalidValue")
                 plan.append((kind, p))
+        added = removed = False
         for kind, p in plan:
             groups = list(p.groups or [])
             if kind in ("add", "replace") and name not in groups:
                 groups.append(name)
             elif kind == "remove" and name in groups:
                 groups.remove(name)
+            if groups != list(p.groups or []):
+                added, removed = added or kind != "remove", removed or kind == "remove"
             p.groups = groups
-        st.applied["identity/patch_group"] += 1
+        if added:                           # a member added twice (or removed twice) changes nothing
+            st.applied["identity/members/add"] += 1
+        if removed:
+            st.applied["identity/members/delete"] += 1
     return 204, b"", {}
 
 

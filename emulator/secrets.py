@@ -85,7 +85,7 @@ def delete_scope(req):
     with st.lock:
         _scope(st, name)
         del _scopes(st)[name]
-        st.applied["secrets/delete_scope"] += 1
+        st.applied["secrets/scopes/delete"] += 1
     return {}
 
 
@@ -118,8 +118,12 @@ def put_secret(req):
     st = req.state
     with st.lock:
         s = _scope(st, scope)
+        old = s["secrets"].get(key)
         s["secrets"][key] = {"value": value, "last_updated_timestamp": st.now_ms()}
-        st.applied["secrets/put"] += 1
+        if old is None:
+            st.applied["secrets/put"] += 1
+        elif old["value"] != value:                   # a replaced value (the same value again changes nothing)
+            st.applied["secrets/update"] += 1
     return {}
 
 

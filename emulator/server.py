@@ -254,11 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         status, body, extra = self._handle(method, path, query, headers, raw, parsed, json_error,
                                            base_url)
-        if hasattr(body, "read") and fault is not None and fault.kind in ("drop_after", "malformed_json"):
-            fh, body = body, body.read(256)               # a file answer meets a fault: its first bytes
-            fh.close()
         if fault is not None and fault.kind == "drop_after":
+            if hasattr(body, "read"):
+                body.close()
             return self._drop()
+        if hasattr(body, "read"):                     # a file answer (downloads): malformed_json cuts JSON only
+            return self._send(status, body, extra)
         if fault is not None and fault.kind == "malformed_json" and 200 <= status < 300:
             text = (body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray))
                     else body if isinstance(body, str) else json.dumps(body if body is not None else {}))
