@@ -71,7 +71,7 @@ def download_file(session, inputs):
         try:
             out["content"] = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise ConnectorError("input", f"{path} is not UTF-8 text ({len(data)} bytes)",
+            raise ConnectorError("invalid_input", f"{path} is not UTF-8 text ({len(data)} bytes)",
                                  hint="Set Content Format to base64, or give an Output File.") from None
     return out
 

@@ -69,7 +69,7 @@ def export_notebook(session, inputs):
     try:
         out["content"] = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConnectorError("input", f"{inputs['path']} exported as {fmt} is not UTF-8 text",
+        raise ConnectorError("invalid_input", f"{inputs['path']} exported as {fmt} is not UTF-8 text",
                              hint="Set Content Format to base64.") from None
     return out
 

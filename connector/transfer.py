@@ -30,6 +30,7 @@ from .errors import ConnectorError
 from .results import AtomicFile, target_path
 
 CHUNK = 1 << 20
+READ_CHUNK = 1 << 16                  # a body is read in 64 KiB pieces: a cut loses at most the piece in flight
 UPLOAD_LIMIT = 5 * 1024 ** 3          # a single PUT of the Files API
 RESUMES = 3                           # resumes in a row without a new byte before a download fails
 
@@ -98,7 +99,7 @@ class LocalFile:
 
 
 def _changed(path: str) -> ConnectorError:
-    return ConnectorError("input", f"The local file {path} changed while it was uploaded; what arrived would not be "
+    return ConnectorError("invalid_input", f"The local file {path} changed while it was uploaded; what arrived would not be "
                           "the file", hint="Upload it again once nothing writes to it.")
 
 
@@ -225,12 +226,12 @@ def download(session, path: str, *, output_path: str | None = None, inline_limit
                     validator = response.headers.get("Last-Modified")
                     content_type = response.headers.get("Content-Type")
                     if isinstance(sink, _Memory) and expected > sink.limit:
-                        raise ConnectorError("input", f"{what} is {expected} bytes, more than the {sink.limit} bytes "
+                        raise ConnectorError("invalid_input", f"{what} is {expected} bytes, more than the {sink.limit} bytes "
                                              "returned inline", hint="Give an Output File to download it to a file.",
                                              details={"size": expected, "inline_limit": sink.limit})
                 before = received
                 try:
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in response.iter_content(READ_CHUNK):
                         received += len(chunk)
                         if received > expected:
                             raise ConnectorError("server_error", f"The download of {what} sent more than the "
