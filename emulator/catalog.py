@@ -51,7 +51,9 @@ MAX_PAGE = 1000
 
 def _engine(req):
     from .sqlengine import engine_for
-    return engine_for(req.state)
+    eng = engine_for(req.state)
+    _enforce(req.state)
+    return eng
 
 
 def _snapshots(state) -> Snapshots:

@@ -305,6 +305,9 @@ def patch_group(req):
             st.applied["identity/members/add"] += 1
         if removed:
             st.applied["identity/members/delete"] += 1
+            if name == "admins":                # a principal outside admins: Unity Catalog grants now decide
+                from .catalog import _enforce
+                _enforce(st)
     return 204, b"", {}
 
 
