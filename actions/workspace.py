@@ -43,15 +43,19 @@ def import_notebook(session, inputs):
         body["language"] = inputs["language"]
     # overwrite=true makes a re-sent import harmless; without it a re-send would meet its own object
     session.post(f"{API}/import", body, idempotent=bool(inputs.get("overwrite")))
+    # A notebook may be stored without its file extension (etl.py -> etl, etl.ipynb -> etl): the object
+    # imported is the one at the path given, else at the path without the extension.
     path = inputs["path"]
-    if fmt == "SOURCE":
-        for ext in (".py", ".sql", ".scala", ".r", ".R"):
-            if path.endswith(ext):
-                path = path[: -len(ext)]
-                break
-    elif fmt == "JUPYTER" and path.endswith(".ipynb"):
-        path = path[: -len(".ipynb")]
-    return session.get(f"{API}/get-status", {"path": path}, require=("object_type",))
+    candidates = [path]
+    stem, dot, ext = path.rpartition(".")
+    if dot and "/" not in ext and ext.lower() in ("py", "sql", "scala", "r", "ipynb", "html", "rmd"):
+        candidates.append(stem)
+    for i, candidate in enumerate(candidates):
+        try:
+            return session.get(f"{API}/get-status", {"path": candidate}, require=("object_type",))
+        except ConnectorError as exc:
+            if exc.type != "not_found" or i == len(candidates) - 1:
+                raise
 
 
 def export_notebook(session, inputs):
