@@ -121,11 +121,19 @@ def delete_directory(session, inputs):
                 (pending if e.get("is_directory") else files).append(p)
         session.progress(f"deleting {len(files)} files and {len(folders)} folders under {root}",
                          {"files": len(files), "folders": len(folders)})
-        for f in files:
-            session.delete(FILES + _escaped(f))
         folders.sort(key=lambda p: p.count("/"), reverse=True)
     else:
         folders = [root]
-    for d in folders:
-        session.delete(DIRS + _escaped(d))
-    return {"path": root, "deleted": True, "files_deleted": files, "directories_deleted": folders}
+    done_files, done_dirs = [], []
+    try:
+        for f in files:
+            session.delete(FILES + _escaped(f))
+            done_files.append(f)
+        for d in folders:
+            session.delete(DIRS + _escaped(d))
+            done_dirs.append(d)
+    except ConnectorError as exc:             # say what is gone already: running the step again finishes it
+        exc.details = {**(exc.details or {}), "files_deleted": done_files, "directories_deleted": done_dirs}
+        exc.message += f" (after deleting {len(done_files)} files and {len(done_dirs)} folders)"
+        raise
+    return {"path": root, "deleted": True, "files_deleted": done_files, "directories_deleted": done_dirs}

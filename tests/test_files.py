@@ -145,3 +145,16 @@ def test_bad_inputs_are_named_together_before_any_request(emulator, connector, p
         connector.run("download_file", pat, {"file_path": "/Volumes/a/b/c/f", "output_path": str(tmp_path / "no/dir/f")})
     assert [p["key"] for p in exc.value.problems] == ["output_path"]
     assert len(emulator.requests) == since
+
+
+def test_a_recursive_delete_that_fails_says_what_is_gone(emulator, connector, pat, volume):
+    root = f"{volume}/half"
+    for p in ("a.txt", "sub/b.txt"):
+        put_file(emulator, f"{root}/{p}", b"x")
+    emulator.faults.add(r"/api/2\.0/fs/directories/.*", kind="invalid_token", times=1, method="DELETE")
+    with pytest.raises(ConnectorError) as exc:
+        connector.run("delete_directory", pat, {"directory_path": root, "recursive": True}, progress=False)
+    assert sorted(exc.value.details["files_deleted"]) == [f"{root}/a.txt", f"{root}/sub/b.txt"]
+    assert exc.value.details["directories_deleted"] == [] and "after deleting 2 files" in exc.value.message
+    again = connector.run("delete_directory", pat, {"directory_path": root, "recursive": True}, progress=False)
+    assert again["files_deleted"] == [] and again["directories_deleted"] == [f"{root}/sub", root]
