@@ -22,7 +22,7 @@ def create_secret_scope(session, inputs):
 
 
 def delete_secret_scope(session, inputs):
-    session.post(f"{API}/scopes/delete", {"scope": inputs["scope"]}, idempotent=True)
+    session.post(f"{API}/scopes/delete", {"scope": inputs["scope"]})
     return {"scope": inputs["scope"], "deleted": True}
 
 
@@ -49,7 +49,7 @@ def list_secrets(session, inputs):
 
 
 def delete_secret(session, inputs):
-    session.post(f"{API}/delete", {"scope": inputs["scope"], "key": inputs["key"]}, idempotent=True)
+    session.post(f"{API}/delete", {"scope": inputs["scope"], "key": inputs["key"]})
     return {"scope": inputs["scope"], "key": inputs["key"], "deleted": True}
 
 

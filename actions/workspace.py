@@ -84,7 +84,7 @@ def create_workspace_folder(session, inputs):
 
 
 def delete_workspace_object(session, inputs):
-    session.post(f"{API}/delete", {"path": inputs["path"], "recursive": bool(inputs.get("recursive"))}, idempotent=True)
+    session.post(f"{API}/delete", {"path": inputs["path"], "recursive": bool(inputs.get("recursive"))})
     return {"path": inputs["path"], "deleted": True}
 
 

@@ -14,8 +14,10 @@ Catalog volumes through the Files API) with flat memory, whatever the size.
   downloads (no output file) refuse a file over ``inline_limit`` before reading its body.
 * ``check_local_file(path)``: every reason a local file cannot be uploaded, as input problems.
 
-Transfers are bounded by the step's own deadline, not by the per-request read timeout: a 5 GiB
-upload takes longer than a minute. Handlers call these functions and never open files.
+Transfers are bounded by the step's own deadline (Timeout), not by the per-request read timeout: a
+5 GiB upload takes longer than a minute. Each request also ends within the session's retry window
+(plus, for an upload, the time its size takes at 1 MiB/s), so a long Retry-After or a dead server
+fails the step like any other request; a download cut at that window resumes with Range. Handlers call these functions and never open files.
 """
 from __future__ import annotations
 
@@ -131,11 +133,21 @@ def _deadline(session, timeout: float | None) -> float:
     return min(ends)
 
 
+MIN_RATE = 1 << 20                    # bytes/s a transfer is given time for, beyond the session's retry window
+
+
+def _request_deadline(session, deadline: float, size: int = 0) -> float:
+    """One request's deadline: the session's retry window (so a long Retry-After or a dead server
+    ends the step as any request does) plus the time ``size`` bytes take at MIN_RATE, within the
+    transfer's own deadline."""
+    return min(deadline, time.monotonic() + session.shared.retry_timeout + size / MIN_RATE)
+
+
 def upload(session, path: str, *, local_path: str | None = None, data: bytes | None = None,
            overwrite: bool = True, timeout: float | None = None) -> dict:
     """PUT a file's bytes to ``path`` (an API path, already escaped). Returns ``{"size", "sends"}``."""
     body = LocalFile(local_path) if local_path is not None else bytes(data or b"")
-    deadline = _deadline(session, timeout)
+    deadline = _request_deadline(session, _deadline(session, timeout), len(body))
     response = _exchange(session, "PUT", path, deadline, data=body, params={"overwrite": "true" if overwrite else "false"},
                          headers={"Content-Type": "application/octet-stream"}, idempotent=overwrite)
     response.close()
@@ -203,7 +215,10 @@ def download(session, path: str, *, output_path: str | None = None, inline_limit
                 if validator:
                     headers["If-Unmodified-Since"] = validator
             try:
-                response = _exchange(session, "GET", path, deadline, headers=headers, idempotent=True)
+                # each request within the session's retry window: a download longer than that is cut
+                # at it and resumed with Range from what arrived (a new window)
+                response = _exchange(session, "GET", path, _request_deadline(session, deadline), headers=headers,
+                                     idempotent=True)
             except ConnectorError as exc:
                 if received and exc.status == 412 and restarts < 1:     # changed since the first bytes: start again
                     restarts += 1

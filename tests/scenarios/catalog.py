@@ -36,19 +36,19 @@ def _create_catalog(emulator, connector, conn):
     return {"catalog_name": name("cat"), "comment": "made by a scenario"}
 
 
-@scenario("delete_catalog", changes_state=True, applied=("catalog/catalogs/delete",), retry_safe="natural",
+@scenario("delete_catalog", changes_state=True, applied=("catalog/catalogs/delete",),
           failing=_missing_catalog, check=lambda out, inputs, conn: out == {"deleted": True, "full_name": inputs["catalog_name"]})
 def _delete_catalog(emulator, connector, conn):
     return {"catalog_name": new_catalog(emulator)}
 
 
-@scenario("list_schemas", check=lambda out, inputs, conn: any(s["name"] == "default" for s in out["schemas"]),
+@scenario("list_schemas", main=("GET", r"/api/2\.1/unity-catalog/schemas"), check=lambda out, inputs, conn: any(s["name"] == "default" for s in out["schemas"]),
           failing=_missing_catalog)
 def _list_schemas(emulator, connector, conn):
     return {"catalog_name": "main"}
 
 
-@scenario("get_schema", check=lambda out, inputs, conn: out.get("full_name") == f"main.{inputs['schema_name']}",
+@scenario("get_schema", main=("GET", r"/api/2\.1/unity-catalog/schemas/[^/]+"), check=lambda out, inputs, conn: out.get("full_name") == f"main.{inputs['schema_name']}",
           failing=_missing_schema)
 def _get_schema(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": new_schema(emulator)}
@@ -60,13 +60,13 @@ def _create_schema(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": name("scn")}
 
 
-@scenario("delete_schema", changes_state=True, applied=("catalog/schemas/delete",), retry_safe="natural",
+@scenario("delete_schema", main=("DELETE", r"/api/2\.1/unity-catalog/schemas/[^/]+"), changes_state=True, applied=("catalog/schemas/delete",),
           failing=_missing_schema, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_schema(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": new_schema(emulator), "force": True}
 
 
-@scenario("list_tables", check=lambda out, inputs, conn: [t["name"] for t in out["tables"]] == ["orders"],
+@scenario("list_tables", main=("GET", r"/api/2\.1/unity-catalog/tables"), check=lambda out, inputs, conn: [t["name"] for t in out["tables"]] == ["orders"],
           failing=_missing_schema)
 def _list_tables(emulator, connector, conn):
     return {k: v for k, v in _table(emulator).items() if k != "table_name"}
@@ -76,18 +76,18 @@ def _missing_table(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": "default", "table_name": "no_such_table_x"}
 
 
-@scenario("get_table", failing=_missing_table,
+@scenario("get_table", main=("GET", r"/api/2\.1/unity-catalog/tables/[^/]+"), failing=_missing_table,
           check=lambda out, inputs, conn: [c["name"] for c in out.get("columns", [])] == ["id", "amount", "note"])
 def _get_table(emulator, connector, conn):
     return _table(emulator)
 
 
-@scenario("table_exists", check=lambda out, inputs, conn: out.get("table_exists") is True)
+@scenario("table_exists", main=("GET", r"/api/2\.1/unity-catalog/tables/[^/]+/exists"), check=lambda out, inputs, conn: out.get("table_exists") is True)
 def _table_exists(emulator, connector, conn):
     return _table(emulator)
 
 
-@scenario("delete_table", changes_state=True, applied=("catalog/tables/delete",), retry_safe="natural",
+@scenario("delete_table", main=("DELETE", r"/api/2\.1/unity-catalog/tables/[^/]+"), changes_state=True, applied=("catalog/tables/delete",),
           failing=_missing_table, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_table(emulator, connector, conn):
     return _table(emulator)
@@ -102,13 +102,13 @@ def _missing_volume(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": "default", "volume_name": "no_such_volume_x"}
 
 
-@scenario("list_volumes", check=lambda out, inputs, conn: out.get("count") == 1, failing=_missing_schema)
+@scenario("list_volumes", main=("GET", r"/api/2\.1/unity-catalog/volumes"), check=lambda out, inputs, conn: out.get("count") == 1, failing=_missing_schema)
 def _list_volumes(emulator, connector, conn):
     v = _volume_inputs(emulator)
     return {"catalog_name": v["catalog_name"], "schema_name": v["schema_name"]}
 
 
-@scenario("get_volume", failing=_missing_volume, check=lambda out, inputs, conn: out.get("name") == inputs["volume_name"])
+@scenario("get_volume", main=("GET", r"/api/2\.1/unity-catalog/volumes/[^/]+"), failing=_missing_volume, check=lambda out, inputs, conn: out.get("name") == inputs["volume_name"])
 def _get_volume(emulator, connector, conn):
     return _volume_inputs(emulator)
 
@@ -119,7 +119,7 @@ def _create_volume(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": new_schema(emulator), "volume_name": name("vol")}
 
 
-@scenario("delete_volume", changes_state=True, applied=("catalog/volumes/delete",), retry_safe="natural",
+@scenario("delete_volume", main=("DELETE", r"/api/2\.1/unity-catalog/volumes/[^/]+"), changes_state=True, applied=("catalog/volumes/delete",),
           failing=_missing_volume, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_volume(emulator, connector, conn):
     return _volume_inputs(emulator)
@@ -133,19 +133,19 @@ def _missing_grant_target(emulator, connector, conn):
     return {"securable_type": "schema", "full_name": "main.no_such_schema_x"}
 
 
-@scenario("get_grants", failing=_missing_grant_target,
+@scenario("get_grants", main=("GET", r"/api/2\.1/unity-catalog/permissions/schema/[^/]+"), failing=_missing_grant_target,
           check=lambda out, inputs, conn: out["full_name"] == inputs["full_name"])
 def _get_grants(emulator, connector, conn):
     return _grant_target(emulator)
 
 
-@scenario("get_effective_grants", failing=_missing_grant_target,
+@scenario("get_effective_grants", main=("GET", r"/api/2\.1/unity-catalog/effective-permissions/schema/[^/]+"), failing=_missing_grant_target,
           check=lambda out, inputs, conn: out["full_name"] == inputs["full_name"])
 def _get_effective_grants(emulator, connector, conn):
     return _grant_target(emulator)
 
 
-@scenario("update_grants", changes_state=True, applied=("catalog/grants/update",), retry_safe="natural",
+@scenario("update_grants", main=("PATCH", r"/api/2\.1/unity-catalog/permissions/schema/[^/]+"), changes_state=True, applied=("catalog/grants/update",), retry_safe="natural",
           failing=_missing_grant_target,
           check=lambda out, inputs, conn: {"principal": "users", "privileges": ["USE_SCHEMA"]}
           in out["privilege_assignments"])

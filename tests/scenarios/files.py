@@ -40,7 +40,7 @@ def _missing_dir(emulator, connector, conn):
     return {"directory_path": f"{_shared_volume(emulator)}/no/such/dir"}
 
 
-@scenario("upload_file", changes_state=True, applied=("files/upload", "files/update"), retry_safe="natural",
+@scenario("upload_file", main=("PUT", r"/api/2\.0/fs/files/Volumes/.+"), changes_state=True, applied=("files/upload", "files/update"), retry_safe="natural",
           failing=lambda e, c, k: {"file_path": "/Volumes/main/default/no_such_volume_x/f.txt", "content": "x"},
           check=lambda out, inputs, conn: out.get("size") == len(inputs["content"].encode()))
 def _upload_file(emulator, connector, conn):
@@ -50,24 +50,24 @@ def _upload_file(emulator, connector, conn):
     return {"file_path": path, "content": CONTENT.decode()}
 
 
-@scenario("download_file", failing=_missing_file,
+@scenario("download_file", main=("GET", r"/api/2\.0/fs/files/Volumes/.+"), failing=_missing_file,
           check=lambda out, inputs, conn: out.get("content") == CONTENT.decode() and out.get("size") == len(CONTENT))
 def _download_file(emulator, connector, conn):
     return {"file_path": _seeded_file(emulator)}
 
 
-@scenario("get_file_metadata", failing=_missing_file, check=lambda out, inputs, conn: out.get("size") == len(CONTENT))
+@scenario("get_file_metadata", main=("GET", r"/api/2\.0/fs/files/Volumes/.+"), failing=_missing_file, check=lambda out, inputs, conn: out.get("size") == len(CONTENT))
 def _get_file_metadata(emulator, connector, conn):
     return {"file_path": _seeded_file(emulator)}
 
 
-@scenario("list_directory", failing=_missing_dir,
+@scenario("list_directory", main=("GET", r"/api/2\.0/fs/directories/Volumes/.+"), failing=_missing_dir,
           check=lambda out, inputs, conn: [e["name"] for e in out["contents"]] == ["orders.csv"])
 def _list_directory(emulator, connector, conn):
     return {"directory_path": _seeded_file(emulator).rsplit("/", 1)[0]}
 
 
-@scenario("create_directory", changes_state=True, applied=("files/create_directory",), retry_safe="natural",
+@scenario("create_directory", main=("PUT", r"/api/2\.0/fs/directories/Volumes/.+"), changes_state=True, applied=("files/create_directory",), retry_safe="natural",
           failing=lambda e, c, k: {"directory_path": "/Volumes/main/default/no_such_volume_x/d"},
           check=lambda out, inputs, conn: out.get("created") is True)
 def _create_directory(emulator, connector, conn):
@@ -75,13 +75,13 @@ def _create_directory(emulator, connector, conn):
     return {"directory_path": f"{_shared_volume(emulator)}/dirs/{uuid.uuid4().hex[:8]}/inner"}
 
 
-@scenario("delete_file", changes_state=True, applied=("files/files/delete",), retry_safe="natural",
+@scenario("delete_file", main=("DELETE", r"/api/2\.0/fs/files/Volumes/.+"), changes_state=True, applied=("files/files/delete",),
           failing=_missing_file, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_file(emulator, connector, conn):
     return {"file_path": _seeded_file(emulator)}
 
 
-@scenario("delete_directory", changes_state=True, applied=("files/directories/delete",), retry_safe="natural",
+@scenario("delete_directory", main=("DELETE", r"/api/2\.0/fs/directories/Volumes/.+"), changes_state=True, applied=("files/directories/delete",),
           failing=_missing_dir, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_directory(emulator, connector, conn):
     import uuid

@@ -37,7 +37,7 @@ def _create_secret_scope(emulator, connector, conn):
     return {"scope": f"scn-{uuid.uuid4().hex[:10]}"}
 
 
-@scenario("delete_secret_scope", changes_state=True, applied=("secrets/scopes/delete",), retry_safe="natural",
+@scenario("delete_secret_scope", changes_state=True, applied=("secrets/scopes/delete",),
           failing=_missing_scope, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_secret_scope(emulator, connector, conn):
     return {"scope": _scope(emulator)}
@@ -56,7 +56,7 @@ def _list_secrets(emulator, connector, conn):
     return {"scope": _secret(emulator)["scope"]}
 
 
-@scenario("delete_secret", changes_state=True, applied=("secrets/delete",), retry_safe="natural",
+@scenario("delete_secret", changes_state=True, applied=("secrets/delete",),
           failing=lambda e, c, k: {"scope": "no-such-scope-x", "key": "k"},
           check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_secret(emulator, connector, conn):

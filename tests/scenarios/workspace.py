@@ -50,7 +50,7 @@ def _create_workspace_folder(emulator, connector, conn):
     return {"path": f"/Shared/folders/{uuid.uuid4().hex[:8]}/inner"}
 
 
-@scenario("delete_workspace_object", changes_state=True, applied=("workspace/delete",), retry_safe="natural",
+@scenario("delete_workspace_object", changes_state=True, applied=("workspace/delete",),
           failing=_missing, check=lambda out, inputs, conn: out.get("deleted") is True)
 def _delete_workspace_object(emulator, connector, conn):
     return {"path": _notebook(emulator)}
