@@ -314,6 +314,7 @@ def get_table(req):
 @route("GET", API + r"/tables/(?P<name>[^/]+)/exists")
 def table_exists(req):
     cat, sch, name = _split(unquote(req.params["name"]), 3, "table")
+    _get_schema(req, f"{cat}.{sch}")                 # a missing catalog or schema is an error, not "false"
     return {"table_exists": _engine(req).table(f"{cat}.{sch}.{name}") is not None}
 
 

@@ -5,15 +5,36 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-import requests
+from . import PAT_USER
 
 
 def api(emulator, method: str, path: str, body=None, *, data=None, ok=(200, 201, 204)):
-    conn = emulator.connections()["personal_access_token"]
-    r = requests.request(method, emulator.url + path, json=body, data=data, timeout=30,
-                         headers={"Authorization": f"Bearer {emulator.pat}"}, verify=conn.get("ca_bundle") or True)
-    assert r.status_code in ok, f"{method} {path}: {r.status_code} {r.text[:300]}"
-    return r.json() if r.content and "json" in r.headers.get("Content-Type", "") else None
+    """One request answered by the emulator's own handler for it, in this process, as the PAT user.
+    Not over HTTP: scenarios are prepared inside fault windows too (an injected fault or a rejected
+    token meant for the action must neither meet the seeding nor be used up by it)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from databricks_connector.emulator.api import HttpError, Request, find_route
+
+    split = urlsplit(path)
+    route, match = find_route(method, split.path)
+    assert route is not None, f"{method} {path}: no such endpoint"
+    req = Request(method=method, path=split.path, query=parse_qs(split.query, keep_blank_values=True), headers={},
+                  raw=data or b"", json=body, params=match.groupdict(), groups=match.groups(),
+                  principal=emulator.state.add_user(PAT_USER), state=emulator.state, base_url=emulator.url)
+    try:
+        result = route.handler(req)
+    except HttpError as exc:
+        raise AssertionError(f"{method} {path}: {exc.status} {exc.body}") from None
+    status, doc = (result[0], result[1]) if isinstance(result, tuple) else (200, result)
+    assert status in ok, f"{method} {path}: {status} {doc}"
+    if isinstance(doc, (bytes, str)):
+        import json
+        try:
+            return json.loads(doc) if doc else None
+        except ValueError:
+            return None
+    return doc
 
 
 def name(prefix: str) -> str:
@@ -40,12 +61,9 @@ def new_volume(emulator, catalog: str = "main", schema: str | None = None) -> tu
 
 
 def sql(emulator, statement: str) -> None:
-    """A statement through the SQL engine's own front door (the Statement Execution API)."""
-    from . import seed_warehouse
-    wid = seed_warehouse(emulator, "RUNNING")
-    doc = api(emulator, "POST", "/api/2.0/sql/statements", {"statement": statement, "warehouse_id": wid,
-                                                            "wait_timeout": "30s"})
-    assert doc["status"]["state"] == "SUCCEEDED", doc
+    """A statement on the workspace's SQL engine (its documented interface), as the PAT user."""
+    from databricks_connector.emulator.sqlengine import engine_for
+    engine_for(emulator.state).execute(statement, principal=PAT_USER)
 
 
 def escaped(path: str) -> str:

@@ -30,7 +30,7 @@ def _get_catalog(emulator, connector, conn):
     return {"catalog_name": "main"}
 
 
-@scenario("create_catalog", changes_state=True, applied=("catalog/create_catalog",),
+@scenario("create_catalog", failing=lambda e, c, k: {"catalog_name": "main"}, changes_state=True, applied=("catalog/create_catalog",),
           check=lambda out, inputs, conn: out.get("name") == inputs["catalog_name"])
 def _create_catalog(emulator, connector, conn):
     return {"catalog_name": name("cat"), "comment": "made by a scenario"}
@@ -54,7 +54,7 @@ def _get_schema(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": new_schema(emulator)}
 
 
-@scenario("create_schema", changes_state=True, applied=("catalog/create_schema",),
+@scenario("create_schema", failing=lambda e, c, k: {"catalog_name": "no_such_catalog_x", "schema_name": "s"}, changes_state=True, applied=("catalog/create_schema",),
           check=lambda out, inputs, conn: out.get("name") == inputs["schema_name"])
 def _create_schema(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": name("scn")}
@@ -82,7 +82,7 @@ def _get_table(emulator, connector, conn):
     return _table(emulator)
 
 
-@scenario("table_exists", main=("GET", r"/api/2\.1/unity-catalog/tables/[^/]+/exists"), check=lambda out, inputs, conn: out.get("table_exists") is True)
+@scenario("table_exists", failing=lambda e, c, k: {**_missing_schema(e, c, k), "table_name": "t"}, main=("GET", r"/api/2\.1/unity-catalog/tables/[^/]+/exists"), check=lambda out, inputs, conn: out.get("table_exists") is True)
 def _table_exists(emulator, connector, conn):
     return _table(emulator)
 
@@ -113,7 +113,7 @@ def _get_volume(emulator, connector, conn):
     return _volume_inputs(emulator)
 
 
-@scenario("create_volume", changes_state=True, applied=("catalog/create_volume",),
+@scenario("create_volume", failing=lambda e, c, k: {**_missing_schema(e, c, k), "volume_name": "v"}, changes_state=True, applied=("catalog/create_volume",),
           check=lambda out, inputs, conn: out.get("full_name", "").endswith("." + inputs["volume_name"]))
 def _create_volume(emulator, connector, conn):
     return {"catalog_name": "main", "schema_name": new_schema(emulator), "volume_name": name("vol")}
@@ -146,7 +146,7 @@ def _get_effective_grants(emulator, connector, conn):
 
 
 @scenario("update_grants", main=("PATCH", r"/api/2\.1/unity-catalog/permissions/schema/[^/]+"), changes_state=True, applied=("catalog/grants/update",), retry_safe="natural",
-          failing=_missing_grant_target,
+          failing=lambda e, c, k: {**_missing_grant_target(e, c, k), "changes": [{"principal": "users", "add": ["SELECT"]}]},
           check=lambda out, inputs, conn: {"principal": "users", "privileges": ["USE_SCHEMA"]}
           in out["privilege_assignments"])
 def _update_grants(emulator, connector, conn):

@@ -44,7 +44,7 @@ def _list_groups(emulator, connector, conn):
     return {"filter": 'displayName eq "admins"'}
 
 
-@scenario("get_group", failing=_missing_group, check=lambda out, inputs, conn: out.get("id") == inputs["group_id"])
+@scenario("get_group", failing=lambda e, c, k: {"group_id": "1"}, check=lambda out, inputs, conn: out.get("id") == inputs["group_id"])
 def _get_group(emulator, connector, conn):
     return {"group_id": _group(emulator)["group_id"]}
 

@@ -30,7 +30,8 @@ def _set_permissions(emulator, connector, conn):
 
 
 @scenario("update_permissions", changes_state=True, applied=("permissions/update",), retry_safe="natural",
-          failing=_missing, check=lambda out, inputs, conn: _has(out, "user_name", PAT_USER, "CAN_ATTACH_TO"))
+          failing=lambda e, c, k: {**_missing(e, c, k), "access_control_list": [{"group_name": "users",
+                                                                               "permission_level": "CAN_RESTART"}]}, check=lambda out, inputs, conn: _has(out, "user_name", PAT_USER, "CAN_ATTACH_TO"))
 def _update_permissions(emulator, connector, conn):
     return {**_cluster(emulator), "access_control_list": [{"user_name": PAT_USER, "permission_level": "CAN_ATTACH_TO"}]}
 

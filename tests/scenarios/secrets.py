@@ -21,6 +21,16 @@ def _secret(emulator) -> dict:
     return {"scope": scope, "key": "db-password"}
 
 
+_EXISTING: dict = {}
+
+
+def _existing(emulator) -> str:
+    """A scope that exists (creating it again is refused; nothing is changed)."""
+    if emulator.url not in _EXISTING:
+        _EXISTING[emulator.url] = _scope(emulator)
+    return _EXISTING[emulator.url]
+
+
 def _missing_scope(emulator, connector, conn):
     return {"scope": "no-such-scope-x"}
 
@@ -31,7 +41,7 @@ def _list_secret_scopes(emulator, connector, conn):
     return {}
 
 
-@scenario("create_secret_scope", changes_state=True, applied=("secrets/create_scope",),
+@scenario("create_secret_scope", failing=lambda e, c, k: {"scope": _existing(e)}, changes_state=True, applied=("secrets/create_scope",),
           check=lambda out, inputs, conn: out.get("scope") == inputs["scope"])
 def _create_secret_scope(emulator, connector, conn):
     return {"scope": f"scn-{uuid.uuid4().hex[:10]}"}

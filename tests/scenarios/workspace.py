@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import uuid
 
-from . import scenario, seed_notebook
+import base64
+
+from . import scenario
+from ._uc import api
 
 SOURCE = "# Databricks notebook source\nprint('hello')\n"
 
 
 def _notebook(emulator) -> str:
     path = f"/Shared/scn/{uuid.uuid4().hex[:8]}/nb"
-    seed_notebook(emulator, path, "print('hello')")
+    api(emulator, "POST", "/api/2.0/workspace/mkdirs", {"path": path.rsplit("/", 1)[0]})
+    api(emulator, "POST", "/api/2.0/workspace/import", {"path": path, "format": "SOURCE", "language": "PYTHON",
+                                                        "content": base64.b64encode(b"print('hello')").decode()})
     return path
 
 
