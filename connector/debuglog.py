@@ -68,6 +68,24 @@ def _encoded_pattern(value: str) -> str:
     return "".join(out)
 
 
+# Secret inputs of the action call running in this context (Put Secret's value): masked by value
+# like the connection's own secrets while the call runs (``call_secrets``).
+import contextlib as _contextlib
+import contextvars as _contextvars
+
+_CALL_SECRETS: "_contextvars.ContextVar[tuple]" = _contextvars.ContextVar("databricks_call_secrets", default=())
+
+
+@_contextlib.contextmanager
+def call_secrets(values):
+    """Mask these values (a call's secret inputs) everywhere the redactor looks, while the block runs."""
+    token = _CALL_SECRETS.set(tuple(v for v in values if isinstance(v, str) and v))
+    try:
+        yield
+    finally:
+        _CALL_SECRETS.reset(token)
+
+
 class Redactor:
     def __init__(self, secret_source=None, basic_user=None):
         self._source = secret_source  # callable -> iterable of secret strings
@@ -75,9 +93,11 @@ class Redactor:
         self._cache = (None, (), None)
 
     def values(self) -> list[str]:
-        if not self._source:
+        extra = _CALL_SECRETS.get()
+        if not self._source and not extra:
             return []
-        return sorted({v for v in self._source() if isinstance(v, str) and len(v) >= 4}, key=len, reverse=True)
+        found = list(self._source()) if self._source else []
+        return sorted({v for v in [*found, *extra] if isinstance(v, str) and len(v) >= 4}, key=len, reverse=True)
 
     def _compiled(self):
         """(plain forms to replace as they are, a regex for the encodable ones), cached per set of

@@ -195,7 +195,7 @@ def _check_references(doc, origins=None) -> list[str]:
                     if picker is None:
                         problems.append(f"{where}/inputs/{j}/picker_inputs: needs a picker")
                         continue
-                    picker_keys = {(pi if isinstance(pi, str) else pi.get("key", pi.get("ref"))) for pi in picker.get("inputs", [])}
+                    picker_keys = {_input_key(pi, shared) for pi in picker.get("inputs", [])}
                     for theirs, ours in bound.items():
                         if theirs not in picker_keys:
                             problems.append(f"{where}/inputs/{j}/picker_inputs: {theirs!r} is not an input of picker {picker['key']!r}")
@@ -306,6 +306,14 @@ def _check_example(example, schema, definitions, where) -> list[str]:
     validator = Draft202012Validator(self_contained(schema, definitions))
     return [f"{where}/{'/'.join(map(str, e.absolute_path))}: the example does not match the declared schema: "
             f"{e.message[:200]}" for e in validator.iter_errors(example)]
+
+
+def _input_key(inp, shared: dict):
+    """The key an input entry resolves to: its own, or its shared input's, or the shared name."""
+    if isinstance(inp, str):
+        return shared.get(inp, {}).get("key", inp)
+    ref = inp.get("ref")
+    return inp.get("key", shared.get(ref, {}).get("key", ref))
 
 
 def _choice_values(choices):

@@ -320,6 +320,7 @@ class Connector:
         return out if out is not None else poll.result()
 
     def _call(self, item: dict, connection, raw_inputs, options, *, progress=None, budget=None, resume=None):
+        from .debuglog import call_secrets
         from .steps import Step, progress_sink
 
         values = self._resolve(item, raw_inputs)
@@ -336,31 +337,33 @@ class Connector:
             session.step = step
             module_name, func_name = item["handler"].rsplit(".", 1)
             handler = getattr(import_module(f"{__package__}.actions.{module_name}"), func_name)
-            try:
-                return handler(session, values)
-            except Pending:
-                raise
-            except InputError as err:
-                raise step.annotate(err)
-            except ConnectorError as err:
-                if err.details and err.details.get("may_have_been_applied") and "request" in err.details:
-                    err.hint = (f"Check in the workspace whether this {item['label']} step took effect "
-                                f"({err.details['request']}) before running it again: running it again may apply it twice.")
-                raise shared.redactor.error(step.annotate(err))
-            except Interrupted as exc:
-                shared.redactor.error(exc.error)
-                raise
-            except KeyboardInterrupt as exc:
-                interrupted = step.interrupted(session, exc)
-                shared.redactor.error(interrupted.error)
-                raise interrupted from None
-            except RecursionError:
-                raise step.annotate(ConnectorError("server_error", f"{item['label']}: an answer was nested too deeply to read",
-                                                   hint="Run the step again; if it persists, report it.")) from None
-            except Exception as exc:  # a bug in a handler: never a traceback with secrets on stdout
-                raise shared.redactor.error(step.annotate(ConnectorError(
-                    "internal", f"Unexpected {type(exc).__name__} in {item['key']}: {shared.redactor.text(str(exc))[:300]}",
-                    hint="This is a bug in the connector; please report it with the step's inputs."))) from None
+            # a secret input (Put Secret's value) is masked by value in logs and errors while the call runs
+            with call_secrets([values.get(i["key"]) for i in item["inputs"] if _inputs.is_secret(i)]):
+                try:
+                    return handler(session, values)
+                except Pending:
+                    raise
+                except InputError as err:
+                    raise step.annotate(err)
+                except ConnectorError as err:
+                    if err.details and err.details.get("may_have_been_applied") and "request" in err.details:
+                        err.hint = (f"Check in the workspace whether this {item['label']} step took effect "
+                                    f"({err.details['request']}) before running it again: running it again may apply it twice.")
+                    raise shared.redactor.error(step.annotate(err))
+                except Interrupted as exc:
+                    shared.redactor.error(exc.error)
+                    raise
+                except KeyboardInterrupt as exc:
+                    interrupted = step.interrupted(session, exc)
+                    shared.redactor.error(interrupted.error)
+                    raise interrupted from None
+                except RecursionError:
+                    raise step.annotate(ConnectorError("server_error", f"{item['label']}: an answer was nested too deeply to read",
+                                                       hint="Run the step again; if it persists, report it.")) from None
+                except Exception as exc:  # a bug in a handler: never a traceback with secrets on stdout
+                    raise shared.redactor.error(step.annotate(ConnectorError(
+                        "internal", f"Unexpected {type(exc).__name__} in {item['key']}: {shared.redactor.text(str(exc))[:300]}",
+                        hint="This is a bug in the connector; please report it with the step's inputs."))) from None
         finally:
             self.sessions.release(shared)
 

@@ -55,12 +55,14 @@ class Route:
     handler: Callable[["Request"], Any]
     auth: bool = True          # require a valid bearer token
     parse_json: bool = True    # parse the body as JSON (400 MALFORMED_REQUEST if it is not)
+    stream_body: bool = False  # leave the body unread: the handler reads ``req.body_stream`` (uploads)
 
 
 ROUTES: List[Route] = []
 
 
-def route(method: str, pattern: str, *, auth: Optional[bool] = None, parse_json: bool = True):
+def route(method: str, pattern: str, *, auth: Optional[bool] = None, parse_json: bool = True,
+          stream_body: bool = False):
     """Register ``handler`` for ``method`` and a path regex (matched with fullmatch).
 
     ``auth`` defaults to True for paths under ``/api/`` and False otherwise.
@@ -70,7 +72,7 @@ def route(method: str, pattern: str, *, auth: Optional[bool] = None, parse_json:
     needs_auth = pattern.lstrip("^").startswith("/api") if auth is None else auth
 
     def deco(fn):
-        ROUTES.append(Route(method.upper(), compiled, fn, needs_auth, parse_json))
+        ROUTES.append(Route(method.upper(), compiled, fn, needs_auth, parse_json and not stream_body, stream_body))
         return fn
 
     return deco
@@ -271,6 +273,43 @@ class Snapshots:
 
 # --------------------------------------------------------------------------- request
 
+class BodyStream:
+    """A request body read by its handler in pieces (a ``stream_body`` route: uploads), so a large
+    body never sits in memory. ``length`` is the Content-Length (None when the body is chunked)."""
+
+    def __init__(self, rfile, length: Optional[int], chunked: bool = False) -> None:
+        self._rfile = rfile
+        self.length = length
+        self.remaining = length if length is not None else 0
+        self._chunked = chunked
+        self._chunk_left = 0
+        self.done = not chunked and not length
+
+    def read(self, n: int = 1 << 20) -> bytes:
+        if self.done:
+            return b""
+        if not self._chunked:
+            data = self._rfile.read(min(n, self.remaining))
+            self.remaining -= len(data)
+            if not data or not self.remaining:
+                self.done = True
+            return data
+        if not self._chunk_left:
+            size = int(self._rfile.readline().strip().split(b";")[0] or b"0", 16)
+            if size == 0:
+                self._rfile.readline()
+                self.done = True
+                return b""
+            self._chunk_left = size
+        data = self._rfile.read(min(n, self._chunk_left))
+        self._chunk_left -= len(data)
+        if not self._chunk_left:
+            self._rfile.readline()
+        if not data:
+            self.done = True
+        return data
+
+
 @dataclass
 class Request:
     method: str
@@ -284,6 +323,7 @@ class Request:
     principal: Any = None      # identity.Principal of the caller (None on unauthenticated routes)
     state: Any = None          # state.WorkspaceState
     base_url: str = ""         # "http://127.0.0.1:<port>" as the client addressed us
+    body_stream: Any = None    # a stream_body route's body: BodyStream (read(n), length, remaining)
 
     @property
     def config(self):

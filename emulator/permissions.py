@@ -353,8 +353,11 @@ def _change(req, replace: bool):
         if not can_manage(st, kind, oid, target, req.principal):
             raise ApiError(403, "PERMISSION_DENIED", f"{req.principal.user_name} does not have Manage permissions "
                                                      f"on {target.object_id}.")
+        rec = _record(st, kind, oid, target)
+        before = (dict(rec["acl"]), rec["owner"], rec["owner_key"])
         _apply(st, kind, oid, target, entries, replace)
-        st.applied["permissions/set" if replace else "permissions/update"] += 1
+        if (rec["acl"], rec["owner"], rec["owner_key"]) != before:     # the same list again changes nothing
+            st.applied["permissions/set" if replace else "permissions/update"] += 1
         return view(st, kind, oid, target)
 
 

@@ -132,6 +132,12 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
     def _send(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
         headers = dict(headers or {})
+        stream = getattr(self, "_body_stream", None)
+        if stream is not None and not stream.done:      # an upload left unread: the connection cannot be reused
+            self.close_connection = True
+            headers["Connection"] = "close"
+        if hasattr(body, "read"):                       # a file (downloads): sent in pieces, never whole
+            return self._send_file(status, body, headers)
         if isinstance(body, (bytes, bytearray)):
             data = bytes(body)
         elif isinstance(body, str):
@@ -151,6 +157,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"".join(self._headers_buffer))
         self._headers_buffer = []
         self.wfile.flush()
+
+    def _send_file(self, status: int, fh, headers: Dict[str, str]) -> None:
+        """Send ``fh`` (an open binary file positioned at the start of what is sent; the handler sets
+        Content-Length) in 1 MiB pieces, and close it."""
+        try:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, str(v))
+            self.end_headers()
+            left = int(headers.get("Content-Length", 0))
+            while left > 0 and self.command != "HEAD":
+                data = fh.read(min(left, 1 << 20))
+                if not data:
+                    break
+                self.wfile.write(data)
+                left -= len(data)
+            self.wfile.flush()
+        finally:
+            fh.close()
 
     def _drop(self) -> None:
         """Close the socket without a response."""
@@ -183,8 +208,17 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path or "/"
         query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
         headers = {k: v for k, v in self.headers.items()}
-        raw = self._read_body()
         method = self.command.upper()
+        self._body_stream = None
+        streamed, _ = find_route(method, path)
+        if streamed is not None and streamed.stream_body:     # an upload: its handler reads the body
+            from .api import BodyStream
+            length = self.headers.get("Content-Length")
+            chunked = (self.headers.get("Transfer-Encoding") or "").lower() == "chunked"
+            self._body_stream = BodyStream(self.rfile, int(length) if length else None, chunked)
+            raw = b""
+        else:
+            raw = self._read_body()
         base_url = f"{emu.scheme}://{self.headers.get('Host')}" if self.headers.get("Host") else emu.url
 
         if path.startswith("/__emulator/"):
@@ -221,7 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, extra = self._handle(method, path, query, headers, raw, parsed, json_error,
                                            base_url)
         if fault is not None and fault.kind == "drop_after":
+            if hasattr(body, "read"):
+                body.close()
             return self._drop()
+        if hasattr(body, "read"):                     # a file answer (downloads): malformed_json cuts JSON only
+            return self._send(status, body, extra)
         if fault is not None and fault.kind == "malformed_json" and 200 <= status < 300:
             text = (body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray))
                     else body if isinstance(body, str) else json.dumps(body if body is not None else {}))
@@ -273,7 +311,7 @@ class _Handler(BaseHTTPRequestHandler):
             req = Request(method=method, path=path, query=query, headers=headers, raw=raw,
                           json=parsed if r.parse_json else None, params=match.groupdict(),
                           groups=match.groups(), principal=principal, state=emu.state,
-                          base_url=base_url)
+                          base_url=base_url, body_stream=getattr(self, "_body_stream", None))
             result = r.handler(req)
             if isinstance(result, tuple):
                 if len(result) == 2:

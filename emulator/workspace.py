@@ -506,8 +506,10 @@ def mkdirs(req):
     st = req.state
     with st.lock:
         t = tree(st)
+        existed = path in t.by_path
         _mkdirs(st, t, path, _principal(req))
-        st.applied["workspace/mkdirs"] += 1
+        if not existed:                     # mkdirs of a folder that exists changes nothing
+            st.applied["workspace/mkdirs"] += 1
     return {}
 
 
@@ -635,9 +637,14 @@ def import_object(req):
         t = tree(st)
         if item[0] == "ZIP":
             _import_zip(st, t, item[1], item[2], overwrite, _principal(req))
+            changed = True
         else:
-            _put(st, t, item, overwrite, _principal(req))
-        st.applied["workspace/import"] += 1
+            def look(n):
+                return None if n is None else (n.object_type, n.language, n.source, n.data)
+            before = look(t.by_path.get(item[1]))
+            changed = look(_put(st, t, item, overwrite, _principal(req))) != before
+        if changed:                         # the same content imported again over itself changes nothing
+            st.applied["workspace/update" if before is not None else "workspace/import"] += 1
     return {}
 
 

@@ -25,7 +25,7 @@ from tests import scenarios as S
 FUZZ = Connector(retry_timeout=2, read_timeout=5)     # a generated retry delay or timeout is bounded by this
 SPEC = {a["key"]: a for a in FUZZ.spec()["actions"]}
 ACTIONS = list(SPEC)
-FUZZ_SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
+FUZZ_SETTINGS = settings(max_examples=10, deadline=None, derandomize=True,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
 

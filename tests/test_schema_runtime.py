@@ -31,7 +31,7 @@ from databricks_connector.runner import Connector
 CONNECTOR = Connector(retry_timeout=2, read_timeout=5)
 SPEC = {a["key"]: a for a in CONNECTOR.spec()["actions"]}
 ITEMS = {a["key"]: a for a in CONNECTOR.manifest["actions"]}
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
 # Inputs kept small so a run against the trap stays quick (retries, waits).
 BOUNDED = {"max_retry_count": st.integers(0, 1), "retry_delay_ms": st.integers(0, 5), "timeout": st.integers(1, 2000),

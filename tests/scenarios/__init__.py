@@ -127,22 +127,23 @@ def representatives(keys, kind_of=None) -> set:
 
 
 def sampled(keys, faults, core=(), kind_of=None, rotate=True) -> list:
-    """(key, fault) pairs: every fault for representatives, ``core`` plus (with ``rotate``) one
-    rotating fault for the rest.
+    """(key, fault) pairs: every fault for representatives, ``core`` (a tuple, or a function of the
+    key giving one) plus (with ``rotate``) one rotating fault for the rest.
 
     ``faults`` may be any list of variants (connection types too)."""
     import zlib
 
     faults = list(faults)
     full = set(keys) if FULL_MATRIX else representatives(keys, kind_of)
-    rest = [f for f in faults if f not in core] if rotate else []
     pairs = []
     for key in keys:
         if key in full:
             pairs += [(key, f) for f in faults]
             continue
+        mine = core(key) if callable(core) else core
+        rest = [f for f in faults if f not in mine] if rotate else []
         extra = [rest[zlib.crc32(key.encode()) % len(rest)]] if rest else []
-        pairs += [(key, f) for f in faults if f in core or f in extra]
+        pairs += [(key, f) for f in faults if f in mine or f in extra]
     return pairs
 
 
