@@ -160,6 +160,15 @@ def target_path(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def path_text_problem(path):
+    """Why ``path`` is not the text of a local path (None when it is)."""
+    if not isinstance(path, str) or not path.strip():
+        return "must be a file path"
+    if "\x00" in path:
+        return "must not contain a NUL character"
+    return None
+
+
 def check_file(path, *, key: str = "output_path", label: str = "Output File") -> list:
     """Every reason the file at ``path`` cannot be written and put in place, as input problems
     (an empty list when it can). Creates and removes a probe file in the folder, so an unwritable
@@ -167,10 +176,8 @@ def check_file(path, *, key: str = "output_path", label: str = "Output File") ->
     def bad(reason):
         return [{"key": key, "label": label, "reason": reason}]
 
-    if not isinstance(path, str) or not path.strip():
-        return bad("must be a file path")
-    if "\x00" in path:
-        return bad("must not contain a NUL character")
+    if path_text_problem(path):
+        return bad(path_text_problem(path))
     if path.endswith(("/", os.sep)):
         return bad("ends with a folder separator; give a file name")
     full = target_path(path)

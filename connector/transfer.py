@@ -29,7 +29,7 @@ import time
 import requests
 
 from .errors import ConnectorError
-from .results import AtomicFile, target_path
+from .results import AtomicFile, path_text_problem, target_path
 
 CHUNK = 1 << 20
 READ_CHUNK = 1 << 16                  # a body is read in 64 KiB pieces: a cut loses at most the piece in flight
@@ -42,10 +42,8 @@ def check_local_file(path, *, key: str = "local_path", label: str = "Local File"
     def bad(reason):
         return [{"key": key, "label": label, "reason": reason}]
 
-    if not isinstance(path, str) or not path.strip():
-        return bad("must be a file path")
-    if "\x00" in path:
-        return bad("must not contain a NUL character")
+    if path_text_problem(path):
+        return bad(path_text_problem(path))
     full = target_path(path)
     try:
         st = os.stat(full)
