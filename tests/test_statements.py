@@ -104,16 +104,21 @@ def test_bad_parameters_are_invalid_input_before_any_request(connector, pat, emu
     assert not _posts(emulator, before)
 
 
-def test_arrow_without_pyarrow_is_a_clear_invalid_input(connector, pat, wid):
-    pytest.importorskip("yaml")
-    try:
-        import pyarrow  # noqa: F401
-        pytest.skip("pyarrow is installed")
-    except ImportError:
-        pass
-    with pytest.raises(ConnectorError) as err:
-        run(connector, pat, warehouse_id=wid, statement="SELECT 1", format="ARROW_STREAM")
-    assert err.value.type == "invalid_input" and "pyarrow" in err.value.message
+def test_arrow_without_pyarrow_is_a_clear_invalid_input(pat, wid):
+    """In a process where pyarrow cannot be imported (whether or not it is installed here)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nsys.modules['pyarrow'] = None\nimport databricks_connector as dc\n"
+            "try:\n    dc.run('execute_sql_statement', json.loads(sys.argv[1]), json.loads(sys.argv[2]))\n"
+            "except dc.ConnectorError as e:\n    print(json.dumps(e.to_dict()))\n")
+    inputs = {"warehouse_id": wid, "statement": "SELECT 1", "format": "ARROW_STREAM"}
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(pat), json.dumps(inputs)], capture_output=True,
+                       text=True, timeout=120)
+    doc = json.loads(p.stdout.strip().splitlines()[-1])
+    err = doc.get("error", doc)
+    assert err["type"] == "invalid_input" and "pyarrow" in err["message"], p.stdout + p.stderr[-1000:]
 
 
 def test_arrow_stream_rows_match_json_array(connector, pat, sql, wid):
