@@ -7,6 +7,7 @@ API 2.2 pages the big arrays of ``jobs/get`` (``tasks``, ``job_clusters``, ``par
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 from .. import pickers, results
@@ -381,6 +382,33 @@ def submit_run(session, inputs):
     body["idempotency_token"] = token
     started = _start_run(session, "submit", body)
     return _started(session, started["run_id"], inputs, {"idempotency_token": started["idempotency_token"]})
+
+
+def run_notebook(session, inputs):
+    """One notebook task in a one-time run: on the given cluster, a new one, or serverless compute
+    (no compute field); always waits, and lifts the notebook's exit value out of its output."""
+    path = inputs["notebook_path"]
+    task = {"task_key": "notebook", "notebook_task": {"notebook_path": path, "source": "WORKSPACE"}}
+    if inputs.get("base_parameters"):
+        task["notebook_task"]["base_parameters"] = {k: v if isinstance(v, str) else json.dumps(v)
+                                                    for k, v in inputs["base_parameters"].items()}
+    if inputs.get("cluster_id"):
+        task["existing_cluster_id"] = inputs["cluster_id"]
+    elif inputs.get("new_cluster"):
+        task["new_cluster"] = inputs["new_cluster"]
+    token = inputs.get("idempotency_token") or str(uuid.uuid4())
+    body = {"run_name": inputs.get("run_name") or path.rsplit("/", 1)[-1], "tasks": [task],
+            "idempotency_token": token}
+    started = _start_run(session, "submit", body)
+    out = _started(session, started["run_id"], {**inputs, "wait": True},
+                   {"idempotency_token": started["idempotency_token"]})
+    notebook = (((out["result"] or {}).get("tasks") or {}).get("notebook") or {}).get("result") or {}
+    notebook = notebook.get("notebook_output") or {}
+    out["exit_value"] = notebook.get("result")
+    if notebook.get("truncated"):
+        out["truncated"] = True
+    out.pop("number_in_job", None)
+    return out
 
 
 def get_run(session, inputs):

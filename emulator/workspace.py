@@ -635,6 +635,7 @@ def import_object(req):
     st = req.state
     with st.lock:
         t = tree(st)
+        before = None
         if item[0] == "ZIP":
             _import_zip(st, t, item[1], item[2], overwrite, _principal(req))
             changed = True

@@ -31,6 +31,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # pytest-xdist's workers ignore SIGINT, and a child process started from one would inherit that
+    # (Python installs no KeyboardInterrupt handler when SIGINT is ignored at start-up): the
+    # interrupt tests need the default disposition, as a terminal gives it.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if config.getoption("--emulator-http", default=False):
         os.environ["DATABRICKS_EMULATOR_TLS"] = "0"
     from databricks_connector.emulator.state import Config

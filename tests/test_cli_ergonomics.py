@@ -471,7 +471,9 @@ def test_demo_full_prints_copyable_commands_that_run(emulator, tmp_path):
         assert words[0] == "databricks-connector" and words[1] in ("run", "pick"), line
         assert words[-2] == "--connection" and words[-1].startswith("conns/"), line
         assert all("=" in w for w in words[3:-2]), line                   # inputs as key=value
-        if any(w.startswith(("cluster_id=", "job_id=", "warehouse_id=", "url=", "tasks=")) for w in words) \
+        if any(w.startswith(("cluster_id=", "job_id=", "warehouse_id=", "url=", "tasks=", "run_id=", "experiment_id=",
+                             "full_name=", "name=", "space_id=", "index_name=", "conversation_id=", "version="))
+               for w in words) \
                 or words[2].startswith("create_"):
             continue                                                      # ids of the demo's own workspace
         p = subprocess.run([sys.executable, "-m", "databricks_connector", *words[1:]], cwd=tmp_path,

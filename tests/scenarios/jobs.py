@@ -86,6 +86,15 @@ def _submit_run(emulator, connector, conn):
     return {"run_name": f"scn-{uuid.uuid4().hex[:8]}", "tasks": TASKS}
 
 
+@scenario("run_notebook", changes_state=True, applied=("jobs/runs/submit",), retry_safe="token",
+          main=("POST", r"/api/2\.2/jobs/runs/submit"),
+          check=lambda out, inputs, conn: out.get("exit_value") == "done" and out["state"]["result_state"] == "SUCCESS")
+def _run_notebook(emulator, connector, conn):
+    fast_jobs(emulator)
+    return {"notebook_path": SCENARIO_NOTEBOOK, "base_parameters": {"day": "2024-01-01"}, "timeout_seconds": 60,
+            "poll_interval_seconds": 0.1}
+
+
 @scenario("get_run", check=lambda out, inputs, conn: out.get("run_id") == inputs["run_id"], failing=_unknown_run)
 def _get_run(emulator, connector, conn):
     return {"run_id": _run(emulator, connector, conn, finished=False)[1]}
