@@ -88,7 +88,9 @@ def _submit_run(emulator, connector, conn):
 
 @scenario("run_notebook", changes_state=True, applied=("jobs/runs/submit",), retry_safe="token",
           main=("POST", r"/api/2\.2/jobs/runs/submit"),
-          check=lambda out, inputs, conn: out.get("exit_value") == "done" and out["state"]["result_state"] == "SUCCESS")
+          check=lambda out, inputs, conn: out.get("exit_value") == "done" and out["state"]["result_state"] == "SUCCESS",
+          failing=lambda emulator, connector, conn: {"notebook_path": "/Shared/no-such-notebook", "timeout_seconds": 30,
+                                                     "poll_interval_seconds": 0.1})
 def _run_notebook(emulator, connector, conn):
     fast_jobs(emulator)
     return {"notebook_path": SCENARIO_NOTEBOOK, "base_parameters": {"day": "2024-01-01"}, "timeout_seconds": 60,
